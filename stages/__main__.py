@@ -1,0 +1,35 @@
+"""`python -m stages NAME ARGS...`: run one pipeline stage, here or in its own container.
+
+Every cmd in dvc.yaml goes through here, so a cmd (and so dvc.lock) is the same
+whichever executor runs it: PIPELINE_EXECUTOR=local (default) runs the stage in
+this process; PIPELINE_EXECUTOR=docker hands the same argv to a sibling
+container started from the stage image.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "register")
+EXECUTORS = ("local", "docker")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in STAGES:
+        print(f"usage: python -m stages {{{','.join(STAGES)}}} ARGS...", file=sys.stderr)
+        return 2
+    executor = os.environ.get("PIPELINE_EXECUTOR") or "local"
+    if executor not in EXECUTORS:
+        print(f"stages: PIPELINE_EXECUTOR must be one of {', '.join(EXECUTORS)}, got {executor!r}", file=sys.stderr)
+        return 2
+    if executor == "docker":
+        from stages.lib import launch
+
+        return launch.main(argv)
+    return importlib.import_module(f"stages.{argv[0]}").main(argv[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Shared modules the stages build on; nothing here imports a stage."""

@@ -1,0 +1,35 @@
+"""Batched augmentation on the device holding the batch: no PIL, no per-image Python.
+
+Both functions take and return uint8 (B, 3, H, W); randomness comes only from
+the explicit generator, so a seed fixes every crop and flip.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def random_crop(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
+    """Zero-pad by `pad` px, then take one random HxW window per image."""
+    if pad == 0:
+        return x
+    b, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (b, 1), generator=gen, device=x.device)
+    dx = torch.randint(0, 2 * pad + 1, (b, 1), generator=gen, device=x.device)
+    rows = (dy + torch.arange(h, device=x.device)).view(b, 1, h, 1)  # (B, 1, H, 1)
+    cols = (dx + torch.arange(w, device=x.device)).view(b, 1, 1, w)  # (B, 1, 1, W)
+    batch = torch.arange(b, device=x.device).view(b, 1, 1, 1)
+    chan = torch.arange(c, device=x.device).view(1, c, 1, 1)
+    return padded[batch, chan, rows, cols]
+
+
+def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Mirror each image left-right with probability 1/2."""
+    mask = torch.rand(x.shape[0], generator=gen, device=x.device) < 0.5
+    return torch.where(mask.view(-1, 1, 1, 1), x.flip(3), x)
+
+
+def augment(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
+    x = random_crop(x, pad, gen)
+    return random_flip(x, gen) if flip else x

@@ -1,0 +1,150 @@
+"""The one training loop: device-resident uint8 data, batched augmentation,
+autocast, optional torch.compile, one host sync per `log_every` steps.
+
+Randomness is explicit: the model's init comes from `seed`, and each epoch's
+shuffle, crops and flips from a generator seeded by (seed, epoch), so a run
+resumed from an epoch checkpoint repeats exactly what an unbroken run does.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stages.lib.augment import augment
+from stages.lib.checkpoint import Checkpoint
+from stages.lib.dataset import Arrays
+from stages.lib.device import Runtime
+from stages.lib.params import TrainParams
+
+
+@dataclass(frozen=True)
+class DeviceData:
+    x: torch.Tensor  # uint8 (N, 3, 32, 32), on the training device
+    y: torch.Tensor  # int64 (N,)
+
+    @classmethod
+    def from_arrays(cls, arrays: Arrays, device: torch.device) -> "DeviceData":
+        # np.array copies out of the read-only memory map in one pass.
+        return cls(torch.from_numpy(np.array(arrays.x)).to(device), torch.from_numpy(np.array(arrays.y)).to(device))
+
+
+class Normalizer:
+    """uint8 (B, 3, H, W) -> float (B, 3, H, W), standardised per channel."""
+
+    def __init__(self, mean: list[float], std: list[float], rt: Runtime):
+        self.mean = torch.tensor(mean, device=rt.device).view(1, 3, 1, 1) * 255.0
+        self.std = torch.tensor(std, device=rt.device).view(1, 3, 1, 1) * 255.0
+        self.memory_format = rt.memory_format
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x.float() - self.mean) / self.std).contiguous(memory_format=self.memory_format)
+
+
+def lr_factor(cfg: TrainParams, total_steps: int) -> Callable[[int], float]:
+    """Linear warm-up to 1, then linear (onecycle) or cosine decay to 0."""
+    warm = max(1, round(cfg.warmup_fraction * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = (step - warm) / max(1, total_steps - warm)
+        return max(0.0, 1.0 - t) if cfg.schedule == "onecycle" else 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return factor
+
+
+def build_optimizer(net: nn.Module, cfg: TrainParams, total_steps: int):
+    opt = torch.optim.SGD(
+        net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+        nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay,
+    )
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg, total_steps))
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Full batches only (no recompiles for a ragged tail); at least one step."""
+    return max(1, n // batch_size)
+
+
+def predict(net: nn.Module, x: torch.Tensor, batch_size: int, norm: Normalizer, rt: Runtime, tta_flip: bool) -> torch.Tensor:
+    """float32 logits (N, classes); with tta_flip, the mean over each image and its mirror."""
+    net.eval()
+    outs = []
+    with torch.inference_mode(), rt.autocast():
+        for start in range(0, len(x), batch_size):
+            xb = norm(x[start : start + batch_size])
+            out = net(xb).float()
+            if tta_flip:
+                out = (out + net(xb.flip(3)).float()) / 2
+            outs.append(out)
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def _epoch_generator(device: torch.device, seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
+
+
+def train_epoch(model: nn.Module, opt, sched, data: DeviceData, cfg: TrainParams, norm: Normalizer, rt: Runtime, gen: torch.Generator, bar) -> tuple[float, float]:
+    """One pass over `data`; returns (mean loss, accuracy) on the augmented batches."""
+    n = len(data.y)
+    batch = min(cfg.batch_size, n)
+    steps = steps_per_epoch(n, batch)
+    perm = torch.randperm(n, generator=gen, device=rt.device)
+    loss_sum = torch.zeros((), device=rt.device)
+    correct = torch.zeros((), device=rt.device, dtype=torch.int64)
+    model.train()
+    for step in range(steps):
+        idx = perm[step * batch : (step + 1) * batch]
+        xb = norm(augment(data.x[idx], cfg.augment.pad, cfg.augment.flip, gen))
+        yb = data.y[idx]
+        with rt.autocast():
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        loss_sum += loss.detach() * batch
+        correct += (logits.argmax(1) == yb).sum()
+        if (step + 1) % cfg.log_every == 0 or step + 1 == steps:
+            seen = (step + 1) * batch  # .item() below is the only host sync
+            bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}", refresh=False)
+            bar.update(seen - bar.n)
+    seen = steps * batch
+    return loss_sum.item() / seen, correct.item() / seen
+
+
+def score(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(cross-entropy, top-1 accuracy) of logits against labels."""
+    return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
+
+
+def fit(net: nn.Module, train: DeviceData, val: DeviceData, cfg: TrainParams, norm: Normalizer, rt: Runtime,
+        ckpt: Checkpoint, on_epoch: Callable[[dict, dict], None]) -> list[dict]:
+    """Train `net` in place for cfg.epochs, resuming from `ckpt` when it holds a matching state."""
+    from tqdm import tqdm
+
+    batch = min(cfg.batch_size, len(train.y))
+    steps = steps_per_epoch(len(train.y), batch)
+    opt, sched = build_optimizer(net, cfg, steps * cfg.epochs)
+    start, history = ckpt.restore(net, opt, sched)
+    model = torch.compile(net) if rt.compile else net
+    for epoch in range(start, cfg.epochs):
+        began = time.perf_counter()
+        with tqdm(total=steps * batch, unit="img", desc=f"epoch {epoch + 1}/{cfg.epochs}", mininterval=1.0) as bar:
+            loss, acc = train_epoch(model, opt, sched, train, cfg, norm, rt, _epoch_generator(rt.device, cfg.seed, epoch), bar)
+        seconds = time.perf_counter() - began
+        row = {"epoch": epoch + 1, "train_loss": loss, "train_acc": acc, "lr": opt.param_groups[0]["lr"]}
+        if len(val.y):  # val_fraction may be 0
+            row["val_loss"], row["val_acc"] = score(predict(model, val.x, 1024, norm, rt, False), val.y)
+        history.append(row)
+        ckpt.save(epoch + 1, net, opt, sched, history)
+        on_epoch(row, {"epoch_seconds": seconds, "images_per_s": steps * batch / seconds})
+    return history
