@@ -7,6 +7,7 @@ fails leaves no output dir behind.
 """
 from __future__ import annotations
 
+import http.client
 import urllib.error
 from pathlib import Path
 
@@ -48,8 +49,8 @@ def _download(cfg: params.DownloadParams, dest: Path) -> None:
     try:
         # md5=None: the check below names the expected and actual sums.
         download_url(cfg.url, str(target.parent), name, md5=None)
-    except (urllib.error.URLError, OSError) as exc:
-        raise IngestError(f"download of {cfg.url} failed: {exc}") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        raise IngestError(f"download of {cfg.url} failed: {exc!r}") from None
     _unpack(target, cfg.md5, "data.download", dest)
     fsio.remove(target.parent)
 

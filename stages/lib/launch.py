@@ -1,0 +1,187 @@
+"""Run one stage in a sibling container (PIPELINE_EXECUTOR=docker).
+
+Called by `python -m stages` inside the dvc-runner (or on a host with Docker).
+The container mounts the working dir at the same absolute path and works
+there, so dvc.yaml's relative paths, `dvc exp run --temp` copies and bind
+mounts all resolve alike on host and runner. It runs as the invoking uid:gid
+on the host network with only the environment the stage needs; credentials
+travel in the API request's environment, never on a command line or in logs.
+Output streams live; the exit code is the stage's; the container is removed,
+and stopped first on Ctrl-C or SIGTERM.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any, Mapping
+
+from stages.lib.cli import PipelineError
+
+# Variables a stage may see. Anything else in the runner's environment stays there.
+PASS_EXACT = frozenset({
+    "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_EXPERIMENT_NAME",
+    "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "TZ",
+    "PIPELINE_GIT_COMMIT", "PIPELINE_GIT_DIRTY",
+})
+STAGE_HOME = "/tmp/stage-home"  # the invoking uid may have no home in the image
+SHM_SIZE = "2g"  # PyTorch shares tensors through /dev/shm; Docker's default 64 MB is too small
+GPU_MODES = ("auto", "all", "none")
+
+
+def stage_env(environ: Mapping[str, str], image_id: str) -> dict[str, str]:
+    """The allow-listed environment for a stage container."""
+    env = {k: v for k, v in environ.items() if k in PASS_EXACT}
+    env.update({
+        "PIPELINE_EXECUTOR": "local",  # inside, the stage runs in-process
+        "PIPELINE_IMAGE_ID": image_id,
+        "HOME": STAGE_HOME,
+        "MPLCONFIGDIR": f"{STAGE_HOME}/matplotlib",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def has_gpu_runtime(daemon_info: Mapping[str, Any]) -> bool:
+    """The daemon can hand out GPUs: an NVIDIA runtime, or CDI-discovered NVIDIA devices."""
+    if "nvidia" in (daemon_info.get("Runtimes") or {}):
+        return True
+    devices = daemon_info.get("DiscoveredDevices") or []
+    return any(str(d.get("ID", "")).startswith("nvidia.com/gpu") for d in devices)
+
+
+def gpu_request(mode: str, daemon_info: Mapping[str, Any]) -> tuple[list, str | None]:
+    """(device requests, notice) for PIPELINE_GPUS = auto | all | none | a device list like 0,1."""
+    from docker.types import DeviceRequest
+
+    has_gpu = has_gpu_runtime(daemon_info)
+    if mode == "none":
+        return [], None
+    if mode == "auto" and not has_gpu:
+        return [], "no GPU runtime in the Docker daemon (NVIDIA runtime or CDI): running on CPU"
+    if not has_gpu:
+        raise PipelineError(
+            f"PIPELINE_GPUS={mode} but the Docker daemon has no NVIDIA runtime or CDI devices: "
+            "install the NVIDIA Container Toolkit, or set PIPELINE_GPUS=none"
+        )
+    if mode in ("auto", "all"):
+        return [DeviceRequest(count=-1, capabilities=[["gpu"]])], None
+    if not re.fullmatch(r"\d+(,\d+)*", mode):
+        raise PipelineError(f"PIPELINE_GPUS must be auto, all, none or a list like 0,1; got {mode!r}")
+    return [DeviceRequest(device_ids=mode.split(","), capabilities=[["gpu"]])], None
+
+
+def container_spec(argv: list[str], workdir: Path, image: str, image_id: str, environ: Mapping[str, str],
+                   uid: int, gid: int, devices: list) -> dict[str, Any]:
+    """Keyword arguments for docker's containers.create()."""
+    stage = argv[0]
+    mounts = {str(workdir): {"bind": str(workdir), "mode": "rw"}}
+    for extra in filter(None, environ.get("PIPELINE_EXTRA_MOUNTS", "").split(os.pathsep)):
+        mounts[extra] = {"bind": extra, "mode": "ro"}  # e.g. a local archive outside the project
+    return {
+        "image": image,
+        "command": ["python", "-m", "stages", *argv],
+        "name": f"cifar100-{stage}-{uuid.uuid4().hex[:8]}",
+        "labels": {"cifar100.stage": stage, "cifar100.workdir": str(workdir)},
+        "working_dir": str(workdir),
+        "volumes": mounts,
+        "user": f"{uid}:{gid}",
+        "environment": stage_env(environ, image_id),
+        "network_mode": "host",
+        "shm_size": SHM_SIZE,
+        "device_requests": devices,
+        "detach": True,
+    }
+
+
+def _client():
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        client = docker.from_env()
+        client.ping()
+        return client
+    except DockerException as exc:
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        if "Permission denied" in str(exc) or "PermissionError" in str(exc):
+            raise PipelineError(
+                f"permission denied on the Docker socket ({where}): add your user to the docker group "
+                "(sudo usermod -aG docker $USER, then log in again)"
+            ) from None
+        raise PipelineError(
+            f"Docker daemon not reachable at {where}: start it (sudo systemctl start docker) or set DOCKER_HOST"
+        ) from None
+
+
+def _image(client, name: str):
+    from docker.errors import ImageNotFound
+
+    try:
+        return client.images.get(name)
+    except ImageNotFound:
+        raise PipelineError(f"image {name} not found: build it with `make build` (project images are never pulled)") from None
+
+
+def _git_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """Commit and dirtiness as seen by the runner, for images that carry no git."""
+    if "PIPELINE_GIT_COMMIT" in environ:
+        return {}
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if commit.returncode:
+        return {}
+    return {"PIPELINE_GIT_COMMIT": commit.stdout.strip(), "PIPELINE_GIT_DIRTY": str(bool(status.stdout.strip()))}
+
+
+def _stream(container) -> int:
+    for chunk in container.logs(stream=True, follow=True):
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+    return int(container.wait()["StatusCode"])
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # unwinds into run()'s finally, which stops the container
+
+
+def run(argv: list[str], environ: Mapping[str, str]) -> int:
+    image_name = environ.get("PIPELINE_IMAGE")
+    if not image_name:
+        raise PipelineError("PIPELINE_IMAGE is not set: run through `make run`, or set it to a built stage image")
+    client = _client()
+    image = _image(client, image_name)
+    devices, notice = gpu_request(environ.get("PIPELINE_GPUS") or "auto", client.info())
+    if notice and argv[0] == "train":
+        print(f"launch: {notice}", file=sys.stderr)
+    env = {**environ, **_git_env(environ)}
+    uid, gid = int(environ.get("PIPELINE_UID") or os.getuid()), int(environ.get("PIPELINE_GID") or os.getgid())
+    spec = container_spec(argv, Path.cwd(), image_name, image.id, env, uid, gid, devices)
+    signal.signal(signal.SIGTERM, _terminate)
+    container = client.containers.create(**{k: v for k, v in spec.items() if k != "detach"})
+    print(f"launch: stage {argv[0]} in container {container.short_id} ({spec['name']}), image {image.short_id}", file=sys.stderr)
+    try:
+        container.start()
+        return _stream(container)
+    except KeyboardInterrupt:
+        print(f"launch: interrupted, stopping container {container.short_id}", file=sys.stderr)
+        container.stop(timeout=10)
+        return 130
+    finally:
+        container.remove(force=True)  # force: stops it first if it still runs
+
+
+def main(argv: list[str]) -> int:
+    try:
+        return run(argv, os.environ)
+    except PipelineError as exc:
+        print(f"launch: error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,48 @@
+"""Shared fixtures: tiny synthetic params and datasets, built once per session."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from scripts.smoke import merge
+from stages.lib import params
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Small enough for 2 CPU cores, big enough that the small net learns the classes.
+TINY = {
+    "data": {"source": "synthetic", "synthetic": {"train_per_class": 12, "test_per_class": 4}},
+    "preprocess": {"val_fraction": 0.25},
+    "train": {"model": "small", "epochs": 2, "batch_size": 64, "lr": 0.05, "compile": "off"},
+    "validate": {"max_train_test_duplicates": 0},
+    "evaluate": {"batch_size": 256},
+}
+
+
+@pytest.fixture(scope="session")
+def base_params() -> dict:
+    """The committed params.yaml as a plain dict (copy before changing)."""
+    return params.read_yaml(ROOT / "params.yaml")
+
+
+def write_params(path: Path, raw: dict) -> Path:
+    with open(path, "w") as f:
+        YAML(typ="safe", pure=True).dump(raw, f)
+    return path
+
+
+@pytest.fixture
+def tiny_raw(base_params) -> dict:
+    return merge(copy.deepcopy(base_params), TINY)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch, tiny_raw) -> Path:
+    """A scratch project dir (cwd) with a tiny synthetic params.yaml; MLflow's store lands here."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    write_params(tmp_path / "params.yaml", tiny_raw)
+    return tmp_path

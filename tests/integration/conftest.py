@@ -1,0 +1,59 @@
+"""Run real stages in-process through `python -m stages`, with argv taken from dvc.yaml."""
+from __future__ import annotations
+
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+
+from stages.__main__ import main as dispatch
+from stages.lib import params
+from tests.conftest import ROOT, TINY, write_params
+from scripts.smoke import merge
+
+DVC_YAML = params.read_yaml(ROOT / "dvc.yaml")
+
+
+def stage_argv(name: str) -> list[str]:
+    """The stage's argv exactly as dvc.yaml's cmd gives it, minus `python -m stages`."""
+    return shlex.split(DVC_YAML["stages"][name]["cmd"])[3:]
+
+
+def run_stage(name: str) -> int:
+    return dispatch(stage_argv(name))
+
+
+def set_params(project: Path, **sections) -> None:
+    raw = merge(params.read_yaml(project / "params.yaml"), sections)
+    write_params(project / "params.yaml", raw)
+
+
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory, base_params) -> Path:
+    """A project dir taken through ingest..train once per session; tests copy it."""
+    import os
+
+    root = tmp_path_factory.mktemp("trained")
+    write_params(root / "params.yaml", merge(base_params, TINY))
+    old = os.getcwd()
+    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.chdir(root)
+    try:
+        for name in ("ingest", "validate", "preprocess", "train"):
+            assert run_stage(name) == 0, name
+    finally:
+        os.chdir(old)
+        if saved is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
+    return root
+
+
+@pytest.fixture
+def trained(trained_template, tmp_path, monkeypatch) -> Path:
+    """A private copy of the trained project, as cwd."""
+    dest = tmp_path / "proj"
+    shutil.copytree(trained_template, dest)
+    monkeypatch.chdir(dest)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return dest

@@ -1,0 +1,122 @@
+import hashlib
+import shutil
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from stages.lib import dataset, fsio, loop, tracking
+from tests.integration.conftest import run_stage, set_params
+
+MODEL = "cifar100-classifier"
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _client(project) -> MlflowClient:
+    mlflow.set_tracking_uri(tracking.local_store(project)[0])
+    return MlflowClient()
+
+
+def test_same_seed_on_cpu_gives_identical_weights(trained, trained_template):
+    shutil.rmtree(trained / "models")
+    assert run_stage("train") == 0
+    assert (trained / "models" / "model.pt").read_bytes() == (trained_template / "models" / "model.pt").read_bytes()
+
+
+def test_train_outputs_and_mlflow_run(trained):
+    card = fsio.read_json(trained / "models" / "model.json")
+    assert card["architecture"] == "small" and len(card["fine_names"]) == 100 and len(card["mean"]) == 3
+    assert card["train_params"]["epochs"] == 2
+    history = fsio.read_json(trained / "reports" / "train_history.json")
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert set(history[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"}
+    client = _client(trained)
+    mlflow.set_experiment("cifar100")
+    run = client.get_run(tracking.find_run(_sha(trained / "models" / "model.pt")))
+    assert run.data.params["train.model"] == "small" and run.data.params["data.source"] == "synthetic"
+    for tag in ("git.commit", "git.dirty", "data.data/processed", "device", "torch.version", "executor", "image.id"):
+        assert tag in run.data.tags
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1, 2]
+    assert "images_per_s" in run.data.metrics and "train_duration_s" in run.data.metrics
+
+
+def test_interrupted_training_resumes_to_the_same_weights(trained, trained_template, monkeypatch, capsys):
+    shutil.rmtree(trained / "models")
+    real = loop.train_epoch
+    calls = []
+
+    def dies_in_second_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_epoch", dies_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run_stage("train")
+    assert not (trained / "models").exists()
+    assert len(list((trained / "checkpoints").glob("*.pt"))) == 1
+    monkeypatch.setattr(loop, "train_epoch", real)
+    assert run_stage("train") == 0
+    assert "resuming after epoch 1" in capsys.readouterr().out
+    assert (trained / "models" / "model.pt").read_bytes() == (trained_template / "models" / "model.pt").read_bytes()
+    assert not list((trained / "checkpoints").glob("*.pt"))  # cleared once the run completes
+
+
+def test_evaluate_writes_metrics_plots_and_logs_to_the_training_run(trained):
+    assert run_stage("evaluate") == 0
+    metrics = fsio.read_json(trained / "reports" / "metrics.json")
+    assert set(metrics["test"]) == {"top1", "top5", "loss", "superclass_top1"}
+    assert 0 <= metrics["test"]["top1"] <= metrics["test"]["top5"] <= 1
+    rows = (trained / "reports" / "confusion.csv").read_text().splitlines()
+    assert rows[0] == "actual,predicted" and len(rows) == 1 + 400
+    assert len(fsio.read_json(trained / "reports" / "per_class.json")) == 100
+    assert (trained / "reports" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    _client(trained)
+    mlflow.set_experiment("cifar100")
+    run = mlflow.get_run(tracking.find_run(_sha(trained / "models" / "model.pt")))
+    assert run.data.metrics["test_top1"] == pytest.approx(metrics["test"]["top1"])
+    assert "images_per_s" in run.data.metrics  # the same run as training
+
+
+def _aliases(client, version) -> list[str]:
+    return sorted(client.get_model_version(MODEL, str(version)).aliases)
+
+
+def test_register_promotion_flow(trained):
+    assert run_stage("evaluate") == 0
+    assert run_stage("register") == 0
+    first = fsio.read_json(trained / "reports" / "registry.json")
+    assert (first["version"], first["aliases"], first["promoted"]) == (1, ["challenger", "champion"], True)
+    client = _client(trained)
+    mv = client.get_model_version(MODEL, "1")
+    assert mv.tags["model_sha256"] == _sha(trained / "models" / "model.pt") and "git.commit" in mv.tags
+    assert mv.tags["param.train.model"] == "small" and "metric.test_top1" in mv.tags
+
+    assert run_stage("register") == 0  # same weights: nothing new
+    assert len(client.search_model_versions(f"name = '{MODEL}'")) == 1
+
+    set_params(trained, train={"epochs": 1, "lr": 0.001})  # a worse model
+    assert run_stage("train") == 0 and run_stage("evaluate") == 0 and run_stage("register") == 0
+    second = fsio.read_json(trained / "reports" / "registry.json")
+    assert second["version"] == 2 and not second["promoted"]
+    assert _aliases(client, 2) == ["challenger"] and _aliases(client, 1) == ["champion"]
+
+    set_params(trained, register={"promote_margin": 2.0})  # bad input moves nothing
+    assert run_stage("register") == 1
+    assert _aliases(client, 2) == ["challenger"] and _aliases(client, 1) == ["champion"]
+    assert fsio.read_json(trained / "reports" / "registry.json") == second
+
+
+def test_champion_serves_raw_uint8_images(trained):
+    assert run_stage("evaluate") == 0 and run_stage("register") == 0
+    _client(trained)
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    test = dataset.load_arrays(trained / "data" / "processed", "test")
+    images = np.ascontiguousarray(np.asarray(test.x[:8]).transpose(0, 2, 3, 1))
+    probs = model.predict(images)
+    assert probs.shape == (8, 100) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)

@@ -1,0 +1,53 @@
+import pytest
+import torch
+
+from stages.lib.augment import augment, random_crop, random_flip
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _batch(n=16):
+    # Image i is filled with value i+1, so any crop of it holds only 0 (padding) and i+1.
+    return (torch.arange(n, dtype=torch.uint8) + 1).view(n, 1, 1, 1).expand(n, 3, 32, 32).contiguous()
+
+
+def test_shapes_dtype_and_label_alignment():
+    x = _batch()
+    out = augment(x, pad=4, flip=True, gen=_gen())
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    for i in range(len(x)):
+        assert set(out[i].unique().tolist()) <= {0, i + 1}  # image i stays at index i
+        assert (out[i] == i + 1).sum() >= 3 * 28 * 28  # at most 4 px of padding per side
+
+
+def test_pad_zero_is_identity():
+    x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    assert torch.equal(random_crop(x, 0, _gen()), x)
+
+
+def test_crop_is_a_window_of_the_padded_image():
+    x = torch.randint(1, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    out = random_crop(x, 2, _gen(3))
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(len(x)):
+        windows = [padded[i, :, dy:dy + 32, dx:dx + 32] for dy in range(5) for dx in range(5)]
+        assert any(torch.equal(out[i], w) for w in windows)
+
+
+def test_flip_mirrors_or_keeps_each_image():
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    out = random_flip(x, _gen())
+    flipped = [torch.equal(out[i], x[i].flip(2)) for i in range(len(x))]
+    kept = [torch.equal(out[i], x[i]) for i in range(len(x))]
+    assert all(f or k for f, k in zip(flipped, kept))
+    assert 10 < sum(flipped) < 54  # about half
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_same_seed_same_batch(flip):
+    x = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8)
+    a = augment(x, 4, flip, _gen(7))
+    assert torch.equal(a, augment(x, 4, flip, _gen(7)))
+    assert not torch.equal(a, augment(x, 4, flip, _gen(8)))

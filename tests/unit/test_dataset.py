@@ -1,0 +1,91 @@
+import pickle
+
+import numpy as np
+import pytest
+
+from stages.lib import dataset, synthetic
+from stages.lib.dataset import Arrays, DatasetError
+from stages.lib.params import SyntheticParams
+
+TINY = SyntheticParams(train_per_class=3, test_per_class=2, noise=10.0, seed=1)
+
+
+def test_raw_round_trip_in_official_layout(tmp_path):
+    ds = synthetic.generate(TINY)
+    dataset.write_raw(tmp_path, ds)
+    assert sorted(p.name for p in (tmp_path / "cifar-100-python").iterdir()) == ["meta", "test", "train"]
+    back = dataset.read_raw(tmp_path)
+    np.testing.assert_array_equal(back.train.images, ds.train.images)
+    np.testing.assert_array_equal(back.test.fine, ds.test.fine)
+    np.testing.assert_array_equal(back.test.coarse, ds.test.coarse)
+    assert back.fine_names == ds.fine_names and back.coarse_names == ds.coarse_names
+
+
+def test_raw_pickles_use_the_official_keys(tmp_path):
+    dataset.write_raw(tmp_path, synthetic.generate(TINY))
+    with open(tmp_path / "cifar-100-python" / "train", "rb") as f:
+        record = pickle.load(f, encoding="latin1")
+    assert set(record) == {"data", "fine_labels", "coarse_labels", "filenames", "batch_label"}
+    assert record["data"].dtype == np.uint8 and record["data"].shape == (300, 3072)
+
+
+def _rewrite(tmp_path, name, change):
+    path = tmp_path / "cifar-100-python" / name
+    with open(path, "rb") as f:
+        record = pickle.load(f, encoding="latin1")
+    change(record)
+    path.write_bytes(pickle.dumps(record))
+    return path
+
+
+def test_missing_field_names_file_and_field(tmp_path):
+    dataset.write_raw(tmp_path, synthetic.generate(TINY))
+    path = _rewrite(tmp_path, "train", lambda r: r.pop("fine_labels"))
+    with pytest.raises(DatasetError, match=f"{path}: missing field 'fine_labels'"):
+        dataset.read_raw(tmp_path)
+
+
+def test_wrong_dtype_and_label_count_are_named(tmp_path):
+    dataset.write_raw(tmp_path, synthetic.generate(TINY))
+    _rewrite(tmp_path, "test", lambda r: r.update(data=r["data"].astype(np.float32)))
+    with pytest.raises(DatasetError, match="field 'data' must be uint8"):
+        dataset.read_raw(tmp_path)
+    _rewrite(tmp_path, "test", lambda r: r.update(data=r["data"].astype(np.uint8), coarse_labels=[0]))
+    with pytest.raises(DatasetError, match="field 'coarse_labels' has"):
+        dataset.read_raw(tmp_path)
+
+
+def test_unreadable_and_missing_files(tmp_path):
+    with pytest.raises(DatasetError, match="meta: file not found"):
+        dataset.read_raw(tmp_path)
+    (tmp_path / "cifar-100-python").mkdir()
+    (tmp_path / "cifar-100-python" / "meta").write_bytes(b"not a pickle")
+    with pytest.raises(DatasetError, match="not a CIFAR-100 pickle"):
+        dataset.read_raw(tmp_path)
+
+
+def test_processed_arrays_round_trip_memory_mapped(tmp_path):
+    x = np.arange(2 * 3 * 32 * 32, dtype=np.uint8).reshape(2, 3, 32, 32)
+    dataset.save_arrays(tmp_path, "val", Arrays(x, np.array([1, 2]), np.array([0, 0])))
+    back = dataset.load_arrays(tmp_path, "val")
+    assert isinstance(back.x, np.memmap)
+    np.testing.assert_array_equal(back.x, x)
+    np.testing.assert_array_equal(back.y, [1, 2])
+
+
+def test_missing_processed_files_point_at_the_stage(tmp_path):
+    with pytest.raises(DatasetError, match="run the preprocess stage"):
+        dataset.load_arrays(tmp_path, "train")
+    with pytest.raises(DatasetError, match="meta.json: file not found"):
+        dataset.load_meta(tmp_path)
+
+
+def test_synthetic_is_deterministic_per_seed_and_in_format():
+    a, b = synthetic.generate(TINY), synthetic.generate(TINY)
+    np.testing.assert_array_equal(a.train.images, b.train.images)
+    other = synthetic.generate(SyntheticParams(3, 2, 10.0, seed=2))
+    assert not np.array_equal(a.train.images, other.train.images)
+    assert a.train.images.shape == (300, 3072) and a.train.images.dtype == np.uint8
+    assert np.bincount(a.train.fine).tolist() == [3] * 100
+    np.testing.assert_array_equal(a.train.coarse, a.train.fine // 5)
+    assert len(a.fine_names) == 100 and len(a.coarse_names) == 20

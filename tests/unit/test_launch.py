@@ -1,0 +1,94 @@
+"""The launcher's container spec, without a Docker daemon."""
+from pathlib import Path
+
+import pytest
+from docker.types import DeviceRequest
+
+from stages.__main__ import main as dispatch
+from stages.lib import launch
+from stages.lib.cli import PipelineError
+
+ENV = {
+    "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000", "MLFLOW_TRACKING_PASSWORD": "s3cret",
+    "AWS_SECRET_ACCESS_KEY": "nope", "HOME": "/root", "PATH": "/usr/bin", "PIPELINE_EXECUTOR": "docker",
+    "PIPELINE_GIT_COMMIT": "abc", "PIPELINE_EXTRA_MOUNTS": "/data/archives",
+}
+
+
+def _spec(**changes):
+    args = dict(argv=["train", "--params", "params.yaml"], workdir=Path("/home/u/proj"), image="stage:1",
+                image_id="sha256:ab", environ=ENV, uid=1000, gid=1001, devices=[])
+    args.update(changes)
+    return launch.container_spec(**args)
+
+
+def test_project_is_mounted_at_its_own_path_and_used_as_workdir():
+    spec = _spec()
+    assert spec["volumes"]["/home/u/proj"] == {"bind": "/home/u/proj", "mode": "rw"}
+    assert spec["working_dir"] == "/home/u/proj"
+    assert spec["volumes"]["/data/archives"] == {"bind": "/data/archives", "mode": "ro"}
+
+
+def test_runs_the_same_stage_argv_as_the_invoking_user_on_host_network():
+    spec = _spec()
+    assert spec["command"] == ["python", "-m", "stages", "train", "--params", "params.yaml"]
+    assert spec["user"] == "1000:1001"
+    assert spec["network_mode"] == "host"
+    assert spec["shm_size"] == launch.SHM_SIZE
+    assert spec["name"].startswith("cifar100-train-") and spec["labels"]["cifar100.stage"] == "train"
+
+
+def test_environment_is_allow_listed():
+    env = _spec()["environment"]
+    assert env["MLFLOW_TRACKING_PASSWORD"] == "s3cret"  # as API payload, never argv
+    assert "AWS_SECRET_ACCESS_KEY" not in env and "PATH" not in env
+    assert env["PIPELINE_EXECUTOR"] == "local" and env["PIPELINE_IMAGE_ID"] == "sha256:ab"
+    assert env["PIPELINE_GIT_COMMIT"] == "abc" and env["HOME"] == launch.STAGE_HOME
+    assert "s3cret" not in " ".join(_spec()["command"])
+
+
+NVIDIA = {"Runtimes": {"runc": {}, "nvidia": {}}}
+CDI = {"Runtimes": {"runc": {}}, "DiscoveredDevices": [{"Source": "cdi", "ID": "nvidia.com/gpu=0"}]}
+NONE = {"Runtimes": {"runc": {}}, "CDISpecDirs": ["/etc/cdi"]}
+
+
+@pytest.mark.parametrize("info", [NVIDIA, CDI])
+def test_auto_requests_all_gpus_when_the_daemon_has_them(info):
+    devices, notice = launch.gpu_request("auto", info)
+    assert notice is None and devices == [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+
+
+def test_auto_falls_back_to_cpu_with_a_notice():
+    devices, notice = launch.gpu_request("auto", NONE)
+    assert devices == [] and "running on CPU" in notice
+
+
+def test_forced_modes():
+    assert launch.gpu_request("none", NVIDIA) == ([], None)
+    devices, _ = launch.gpu_request("0,1", NVIDIA)
+    assert devices[0]["DeviceIDs"] == ["0", "1"]
+    with pytest.raises(PipelineError, match="no NVIDIA runtime"):
+        launch.gpu_request("all", NONE)
+    with pytest.raises(PipelineError, match="PIPELINE_GPUS must be"):
+        launch.gpu_request("gpu0", NVIDIA)
+
+
+def test_missing_image_setting_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.delenv("PIPELINE_IMAGE", raising=False)
+    assert launch.main(["ingest"]) == 1
+    assert "PIPELINE_IMAGE is not set" in capsys.readouterr().err
+
+
+def test_unreachable_daemon_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.setenv("PIPELINE_IMAGE", "stage:1")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    assert launch.main(["ingest"]) == 1
+    assert "Docker daemon not reachable at unix:///nonexistent/docker.sock" in capsys.readouterr().err
+
+
+def test_dispatcher_rejects_unknown_stage_and_executor(monkeypatch, capsys):
+    assert dispatch([]) == 2
+    assert dispatch(["nope"]) == 2
+    monkeypatch.setenv("PIPELINE_EXECUTOR", "k8s")
+    assert dispatch(["ingest"]) == 2
+    assert "PIPELINE_EXECUTOR must be one of local, docker" in capsys.readouterr().err

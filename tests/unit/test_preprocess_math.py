@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from stages.evaluate import per_class, summarise
+from stages.preprocess import channel_stats, stratified_split
+
+
+def test_stratified_split_takes_the_fraction_from_every_class():
+    labels = np.repeat(np.arange(10), 20)
+    train, val = stratified_split(labels, 0.25, seed=0)
+    assert np.bincount(labels[val]).tolist() == [5] * 10
+    assert len(np.intersect1d(train, val)) == 0 and len(train) + len(val) == 200
+    assert np.all(np.diff(val) > 0)
+
+
+def test_stratified_split_is_deterministic_per_seed():
+    labels = np.repeat(np.arange(5), 10)
+    a, b = stratified_split(labels, 0.3, 1), stratified_split(labels, 0.3, 1)
+    assert np.array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], stratified_split(labels, 0.3, 2)[1])
+
+
+def test_zero_fraction_gives_an_empty_val_split():
+    train, val = stratified_split(np.arange(4), 0.0, 0)
+    assert len(val) == 0 and len(train) == 4
+
+
+def test_channel_stats_match_numpy_in_unit_range():
+    x = np.random.default_rng(0).integers(0, 256, (50, 3, 8, 8), dtype=np.uint8)
+    mean, std = channel_stats(x, chunk=7)
+    f = x.astype(np.float64) / 255
+    assert mean == pytest.approx(f.mean(axis=(0, 2, 3)).tolist())
+    assert std == pytest.approx(f.std(axis=(0, 2, 3)).tolist())
+
+
+def test_summarise_top1_top5_loss_and_superclass():
+    logits = np.full((2, 10), -10.0)
+    logits[0, 3] = 5  # right
+    logits[1, 4], logits[1, 2] = 5, 4  # wrong, but label 2 is second
+    m = summarise(logits, np.array([3, 2]), np.array([1, 1]), np.array([0, 0, 1, 1, 1, 2, 2, 2, 2, 2]))
+    assert m["top1"] == 0.5 and m["top5"] == 1.0 and m["superclass_top1"] == 1.0
+    assert m["loss"] > 0
+
+
+def test_per_class_accuracy():
+    acc = per_class(np.array([0, 1, 1]), np.array([0, 1, 0]), ["a", "b", "c"])
+    assert acc == {"a": 0.5, "b": 1.0, "c": 0.0}

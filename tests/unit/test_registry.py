@@ -1,0 +1,18 @@
+from stages.lib.registry import decide
+
+
+def test_first_version_becomes_champion():
+    d = decide(0.3, None, 0.01)
+    assert d.promote and "first" in d.reason
+
+
+def test_challenger_must_beat_champion_by_more_than_the_margin():
+    assert decide(0.52, 0.50, 0.01).promote
+    assert not decide(0.51, 0.50, 0.01).promote  # exactly the margin is not enough
+    assert not decide(0.505, 0.50, 0.01).promote
+    assert not decide(0.40, 0.50, 0.0).promote
+
+
+def test_tie_without_margin_keeps_the_champion():
+    d = decide(0.5, 0.5, 0.0)
+    assert not d.promote and "does not beat" in d.reason
