@@ -26,7 +26,7 @@ EXECUTOR ?= local
 smoke: $(STAMP) ## whole pipeline on small synthetic data, away from real outputs (EXECUTOR=docker: in containers)
 ifeq ($(EXECUTOR),docker)
 	$(MAKE) --no-print-directory build
-	$(RUNNER) python scripts/smoke.py
+	$(RUNNER) $(SUPERVISED) python scripts/smoke.py
 else
 	PIPELINE_EXECUTOR=local $(PY) scripts/smoke.py
 endif
@@ -58,6 +58,7 @@ export HOST_UID := $(shell id -u)
 export HOST_GID := $(shell id -g)
 export DOCKER_GID := $(shell stat -c %g $(DOCKER_SOCK) 2>/dev/null || echo 0)
 RUNNER := $(COMPOSE) run --rm dvc-runner
+SUPERVISED := python -m stages.lib.supervise  # PID 1 that relays Ctrl-C to dvc and the launcher
 .PHONY: build run stage shell up down
 
 build: ## build the stage and dvc-runner images if missing (BASE_IMAGE=... to choose the base)
@@ -67,10 +68,10 @@ build: ## build the stage and dvc-runner images if missing (BASE_IMAGE=... to ch
 	    -f Dockerfile.dvc-runner --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(RUNNER_IMAGE) .
 
 run: build ## run the pipeline: dvc repro in the dvc-runner, each stage in its own container
-	$(RUNNER) dvc repro
+	$(RUNNER) $(SUPERVISED) dvc repro
 
 stage: build ## run one stage and what it needs in containers: make stage STAGE=train
-	$(RUNNER) dvc repro $(STAGE)
+	$(RUNNER) $(SUPERVISED) dvc repro $(STAGE)
 
 shell: build ## a shell in the dvc-runner, at the project's path
 	$(RUNNER) bash
@@ -80,3 +81,6 @@ up: build ## serve the MLflow UI over the project's store on http://127.0.0.1:50
 
 down: ## stop the MLflow UI container
 	$(COMPOSE) down
+
+print-stage-image:
+	@echo $(STAGE_IMAGE)

@@ -18,7 +18,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("stages", "dvc.yaml", "params.yaml", ".dvcignore")
+# The pipeline and what `make run` needs to run it in containers.
+SOURCES = ("stages", "dvc.yaml", "params.yaml", ".dvcignore", "Makefile", "docker-compose.yml",
+           "Dockerfile.dvc-runner", ".dockerignore", "scripts/runner-requirements.txt", "pyproject.toml")
 OVERRIDES = {
     "data": {"source": "synthetic", "synthetic": {"train_per_class": 30, "test_per_class": 10}},
     "train": {"model": "small", "epochs": 8, "batch_size": 64, "lr": 0.05, "compile": "off"},
@@ -47,6 +49,7 @@ def make_sandbox(dest: Path, overrides: dict) -> Path:
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=ignore)
         elif src.exists():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
     yaml = YAML(typ="safe", pure=True)
     params = merge(yaml.load((dest / "params.yaml").read_text()), overrides)

@@ -94,6 +94,7 @@ def container_spec(argv: list[str], workdir: Path, image: str, image_id: str, en
         "environment": stage_env(environ, image_id),
         "network_mode": "host",
         "shm_size": SHM_SIZE,
+        "init": True,  # docker's tini as PID 1 passes SIGTERM on to the stage
         "device_requests": devices,
         "detach": True,
     }
@@ -173,7 +174,7 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
         return _stream(container)
     except KeyboardInterrupt:
         print(f"launch: interrupted, stopping container {container.short_id}", file=sys.stderr)
-        container.stop(timeout=10)
+        container.stop(timeout=5)
         return 130
     finally:
         container.remove(force=True)  # force: stops it first if it still runs

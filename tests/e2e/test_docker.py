@@ -1,0 +1,127 @@
+"""`make run` through the dvc-runner and sibling stage containers, on a real Docker engine."""
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.e2e.conftest import E2E, dvc, ran, sandbox
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+UID = GID = 4321  # not the test's own uid: outputs must belong to whoever invokes `make run`
+
+
+def _daemon_up() -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="module")
+def base_image() -> str:
+    if not _daemon_up():
+        if os.environ.get("CI"):
+            pytest.fail("CI must reach a Docker daemon (.ci/start-docker.sh)")
+        pytest.skip("no Docker daemon reachable (start one, e.g. .ci/start-docker.sh)")
+    if os.environ.get("BASE_IMAGE"):
+        return os.environ["BASE_IMAGE"]
+    built = subprocess.run([str(ROOT / "scripts" / "build-offline-base-image.sh")], capture_output=True,
+                           text=True, timeout=1200, check=True)
+    return built.stdout.strip().splitlines()[-1]
+
+
+def make(project: Path, base_image: str, *targets: str, **popen) -> subprocess.CompletedProcess | subprocess.Popen:
+    cmd = ["make", "--no-print-directory", "-C", str(project), *targets, f"BASE_IMAGE={base_image}",
+           f"HOST_UID={UID}", f"HOST_GID={GID}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MAKE"))}
+    if popen:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1500)
+
+
+def containers(project: Path) -> list[str]:
+    """Running stage containers of this project, plus any dvc-runner."""
+    found = []
+    for label in (f"cifar100.workdir={project}", "com.docker.compose.service=dvc-runner"):
+        found += subprocess.run(["docker", "ps", "-q", "--filter", f"label={label}"],
+                                capture_output=True, text=True, check=True).stdout.split()
+    return found
+
+
+def launched(output: str) -> dict[str, str]:
+    """stage -> container id, from the launcher's log lines."""
+    return dict(re.findall(r"launch: stage (\w+) in container (\w+)", output))
+
+
+def _own(project: Path) -> Path:
+    subprocess.run(["chown", "-R", f"{UID}:{GID}", str(project)], check=True)
+    return project
+
+
+@pytest.fixture(scope="module")
+def docker_run(tmp_path_factory, base_image):
+    root = _own(sandbox(tmp_path_factory.mktemp("docker")))
+    done = make(root, base_image, "run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return root, done.stdout + done.stderr
+
+
+def test_each_stage_runs_in_its_own_container(docker_run):
+    _, out = docker_run
+    ids = launched(out)
+    assert list(ids) == ["ingest", "validate", "preprocess", "train", "evaluate", "register"]
+    assert len(set(ids.values())) == 6
+
+
+def test_outputs_belong_to_the_invoking_user_and_a_champion_exists(docker_run):
+    root, _ = docker_run
+    for path in [root / "dvc.lock", root / "mlflow.db", *(root / "data").rglob("*"), *(root / "models").rglob("*")]:
+        assert (path.stat().st_uid, path.stat().st_gid) == (UID, GID), path
+    assert "champion" in json.loads((root / "reports" / "registry.json").read_text())["aliases"]
+
+
+def test_lock_equals_the_local_executors(docker_run, tmp_path):
+    root, _ = docker_run
+    local = sandbox(tmp_path, E2E)
+    dvc(local, "repro")
+    assert (local / "dvc.lock").read_text() == (root / "dvc.lock").read_text()
+
+
+def test_noop_rerun_starts_no_container(docker_run, base_image):
+    root, _ = docker_run
+    done = make(root, base_image, "run")
+    assert done.returncode == 0 and launched(done.stdout) == {}
+
+
+def test_edited_stage_reruns_with_the_edited_code(docker_run, base_image):
+    root, _ = docker_run
+    module = root / "stages" / "register.py"
+    module.write_text(module.read_text().replace('print(f"register: ', 'print(f"register (edited): '))
+    done = make(root, base_image, "run")
+    assert done.returncode == 0, done.stdout
+    assert ran(done.stdout) == ["register"] and "register (edited): " in done.stdout
+
+
+def test_sigint_during_train_leaves_no_container(tmp_path, base_image):
+    root = _own(sandbox(tmp_path, {**E2E, "train": {**E2E["train"], "epochs": 500}}))
+    proc = make(root, base_image, "run", start_new_session=True)
+    seen = ""
+    deadline = time.monotonic() + 600
+    while "launch: stage train in container" not in seen and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        assert line, f"make run ended early:\n{seen}"
+        seen += line
+    time.sleep(3)
+    assert containers(root), "train should be running in a container"
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+    proc.communicate(timeout=120)
+    deadline = time.monotonic() + 60
+    while containers(root) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert containers(root) == []

@@ -1,0 +1,65 @@
+"""The launcher in-process against a real Docker engine (stage image built by `make build`)."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from stages.lib import fsio, launch
+from tests.conftest import ROOT
+from tests.integration.conftest import run_stage, stage_argv
+
+pytestmark = pytest.mark.docker
+
+
+def _stage_image() -> str:
+    if subprocess.run(["docker", "info"], capture_output=True).returncode:
+        if os.environ.get("CI"):
+            pytest.fail("CI must reach a Docker daemon (.ci/start-docker.sh)")
+        pytest.skip("no Docker daemon reachable")
+    base = os.environ.get("BASE_IMAGE")
+    if not base:
+        pytest.skip("BASE_IMAGE not set: the stage image is built from it (.ci/run sets it)")
+    done = subprocess.run(["make", "--no-print-directory", "-s", "-C", str(ROOT), f"BASE_IMAGE={base}", "build"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    tag = subprocess.run(["make", "--no-print-directory", "-s", "-C", str(ROOT), f"BASE_IMAGE={base}",
+                          "print-stage-image"], capture_output=True, text=True, check=True)
+    return tag.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def image():
+    return _stage_image()
+
+
+def test_stage_runs_in_a_sibling_container_and_returns_its_exit_code(project, image, monkeypatch, capfd):
+    monkeypatch.setenv("PIPELINE_IMAGE", image)
+    monkeypatch.setenv("PIPELINE_GPUS", "auto")
+    shutil.copytree(ROOT / "stages", project / "stages")  # the container runs the mounted checkout's code
+    assert run_stage("ingest") == 0  # in-process, to make data
+    assert launch.main(stage_argv("validate")) == 0
+    out = capfd.readouterr()
+    assert "launch: stage validate in container" in out.err and "validate: passed" in out.out
+    report = project / "reports" / "validate.json"
+    assert fsio.read_json(report)["train"]["images"] == 1200
+    assert report.stat().st_uid == os.getuid()
+    (project / "params.yaml").write_text("nonsense: [\n")
+    assert launch.main(stage_argv("validate")) == 1  # the stage's own failure code comes back
+
+
+def test_missing_image_is_never_pulled(project, monkeypatch, capsys, image):
+    monkeypatch.setenv("PIPELINE_IMAGE", "cifar100-stage:does-not-exist")
+    assert launch.main(["validate"]) == 1
+    assert "not found: build it with `make build`" in capsys.readouterr().err
+
+
+def test_forced_gpu_without_runtime_fails_clearly(project, monkeypatch, capsys, image):
+    import docker
+
+    if launch.has_gpu_runtime(docker.from_env().info()):
+        pytest.skip("this daemon has GPUs")
+    monkeypatch.setenv("PIPELINE_IMAGE", image)
+    monkeypatch.setenv("PIPELINE_GPUS", "all")
+    assert launch.main(["validate"]) == 1
+    assert "no NVIDIA runtime or CDI devices" in capsys.readouterr().err
