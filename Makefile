@@ -84,3 +84,56 @@ down: ## stop the MLflow UI container
 
 print-stage-image:
 	@echo $(STAGE_IMAGE)
+
+# ---- remotes and sync --------------------------------------------------------
+# Settings and credentials come from the environment or .env (see .env.example:
+# KEY=value lines, no quotes); a non-empty shell value wins over .env, as in the
+# scripts. Only the names below are exported to recipes, and only when set; no
+# recipe puts one on a command line. With DAGSHUB_* set and no MLFLOW_TRACKING_URI,
+# runs go to the DagsHub repo's MLflow with the token as password.
+REMOTE_VARS := DAGSHUB_OWNER DAGSHUB_REPO DAGSHUB_USER DAGSHUB_TOKEN DVC_REMOTE_URL \
+    AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_DEFAULT_REGION \
+    MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD MLFLOW_TRACKING_TOKEN \
+    REMOTE_ATTEMPTS REMOTE_RETRY_DELAY_S
+$(foreach v,$(REMOTE_VARS),$(if $(filter environment,$(origin $(v))),$(eval SHELL_VALUE_$(v) := $$(value $(v)))))
+-include .env
+$(foreach v,$(REMOTE_VARS),$(if $(SHELL_VALUE_$(v)),$(eval $(v) := $$(SHELL_VALUE_$(v)))))
+ifneq ($(DAGSHUB_OWNER),)
+ifeq ($(MLFLOW_TRACKING_URI),)
+MLFLOW_TRACKING_URI := https://dagshub.com/$(DAGSHUB_OWNER)/$(DAGSHUB_REPO).mlflow
+MLFLOW_TRACKING_USERNAME := $(or $(DAGSHUB_USER),$(DAGSHUB_OWNER))
+MLFLOW_TRACKING_PASSWORD := $(DAGSHUB_TOKEN)
+endif
+endif
+REMOTE_SET := $(foreach v,$(REMOTE_VARS),$(if $($(v)),$(v)))
+ifneq ($(REMOTE_SET),)
+export $(REMOTE_SET)
+endif
+.PHONY: dagshub push pull git-sync mlflow-check
+
+dagshub: $(STAMP) ## point DVC's default remote at DagsHub (or DVC_REMOTE_URL) from .env; keys to .dvc/config.local
+	$(PY) -m scripts.dagshub_setup
+
+push: $(STAMP) ## push DVC data, outputs and run-cache to the default remote (REMOTE=name for another)
+	$(PY) -m scripts.remote push $(if $(REMOTE),--remote $(REMOTE))
+
+pull: $(STAMP) ## pull DVC data, outputs and run-cache (after a fresh clone, `dvc repro` is then a no-op)
+	$(PY) -m scripts.remote pull $(if $(REMOTE),--remote $(REMOTE))
+
+git-sync: $(STAMP) ## commit dvc.lock, params and reports (only those) and push to origin; refuses until pushed
+	$(PY) -m scripts.git_sync
+
+mlflow-check: $(STAMP) ## check the MLflow server in MLFLOW_TRACKING_URI answers and accepts the credentials
+	$(PY) -m scripts.remote check
+
+# A wrong MLflow password must stop the run before `dvc repro` deletes a stage's outputs.
+run-local: mlflow-check
+
+# ---- training benchmarks -----------------------------------------------------
+# Each recipe through the real train and evaluate stages, in a scratch project;
+# runs go to the MLflow experiment `bench-train`. Without CUDA the recipes shrink
+# to a CPU-sized run (--tiny); BENCH_TRAIN_ARGS passes flags, e.g.
+# BENCH_TRAIN_ARGS="--recipes fast --archive /data/cifar-100-python.tar.gz".
+.PHONY: bench-train
+bench-train: $(STAMP) ## train each recipe; time-to-accuracy table in reports/bench_train.{json,md}
+	PIPELINE_EXECUTOR=local $(PY) scripts/bench_train.py $(BENCH_TRAIN_ARGS)

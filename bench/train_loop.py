@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    cfg = params.load(ROOT / "params.yaml").train
+    cfg = params.train_config(params.load(ROOT / "params.yaml"))
     cfg = dataclasses.replace(cfg, model=args.model, batch_size=args.batch_size, epochs=args.repeats + 1)
     rt = device.resolve(cfg)
     torch.manual_seed(0)

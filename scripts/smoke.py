@@ -23,7 +23,9 @@ SOURCES = ("stages", "dvc.yaml", "params.yaml", ".dvcignore", "Makefile", "docke
            "Dockerfile.dvc-runner", ".dockerignore", "scripts/runner-requirements.txt", "pyproject.toml")
 OVERRIDES = {
     "data": {"source": "synthetic", "synthetic": {"train_per_class": 30, "test_per_class": 10}},
-    "train": {"model": "small", "epochs": 8, "batch_size": 64, "lr": 0.05, "compile": "off"},
+    # The `fast` recipe shrunk to a small net and a few epochs.
+    "recipes": {"fast": {"model": "small", "epochs": 8, "batch_size": 64, "lr": 0.05}},
+    "train": {"recipe": "fast", "compile": "off"},
     "evaluate": {"batch_size": 500},
 }
 
@@ -76,12 +78,12 @@ def repro(sandbox: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keep", action="store_true", help="keep the sandbox for inspection")
-    ap.add_argument("--epochs", type=int, default=OVERRIDES["train"]["epochs"])
+    ap.add_argument("--epochs", type=int, default=OVERRIDES["recipes"]["fast"]["epochs"])
     args = ap.parse_args()
     parent = ROOT / ".smoke"
     parent.mkdir(exist_ok=True)
     sandbox = Path(tempfile.mkdtemp(prefix="run-", dir=parent))
-    overrides = merge(OVERRIDES, {"train": {"epochs": args.epochs}})
+    overrides = merge(OVERRIDES, {"recipes": {"fast": {"epochs": args.epochs}}})
     try:
         decision = repro(make_sandbox(sandbox, overrides))
     finally:

@@ -61,22 +61,27 @@ def confusion_png(pred: np.ndarray, y: np.ndarray, names: list[str]) -> bytes:
 
 
 def _logits(model_dir: Path, data_dir: Path, cfg: params.EvaluateParams) -> np.ndarray:
+    import dataclasses
+
     import torch
 
     from stages.lib import device, loop, model
 
     card = fsio.read_json(model_dir / "model.json")
-    # The model card's resolved train config decides device and precision.
-    rt = device.resolve(params.parse_as(params.TrainParams, card["train_params"], str(model_dir / "model.json"), "train_params"))
+    # The model card's resolved train config decides device, precision and flip-TTA;
+    # evaluation runs eagerly (one pass does not repay compiling).
+    trained = params.parse_as(params.TrainConfig, card["train_params"], str(model_dir / "model.json"), "train_params")
+    rt = device.resolve(dataclasses.replace(trained, compile="off"))
     net = model.build(card["architecture"], card["num_classes"]).to(rt.device, memory_format=rt.memory_format)
     net.load_state_dict(torch.load(model_dir / "model.pt", map_location=rt.device, weights_only=True))
     test = loop.DeviceData.from_arrays(load_arrays(data_dir, "test"), rt.device)
     norm = loop.Normalizer(card["mean"], card["std"], rt)
-    return loop.predict(net, test.x, cfg.batch_size, norm, rt, cfg.tta_flip).cpu().numpy()
+    return loop.predict(net, test.x, cfg.batch_size, norm, rt, trained.tta_flip).cpu().numpy()
 
 
 def evaluate(cfg: params.Params, model_dir: Path, data_dir: Path, out: dict[str, Path]) -> dict:
     fsio.remove(*out.values())
+    cli.require(model_dir / "model.json", model_dir / "model.pt", producer="train")
     card = fsio.read_json(model_dir / "model.json")  # small; read again in _logits to keep it self-contained
     test = load_arrays(data_dir, "test")
     y, coarse = np.array(test.y), np.array(test.coarse)

@@ -49,6 +49,8 @@ def register(cfg: params.Params, model_dir: Path, metrics_path: Path, out: Path)
     from stages.lib import registry, tracking
 
     fsio.remove(out)
+    cli.require(model_dir / "model.json", model_dir / "model.pt", producer="train")
+    cli.require(metrics_path, producer="evaluate")
     card = fsio.read_json(model_dir / "model.json")
     metrics = fsio.read_json(metrics_path)
     top1 = float(metrics["test"]["top1"])

@@ -32,7 +32,8 @@ def _constant_images(images: np.ndarray, min_std: float, chunk: int = 8192) -> i
 
 
 def _split_figures(split: Split, cfg: params.ValidateParams) -> dict:
-    counts = np.bincount(split.fine, minlength=NUM_FINE) if len(split.fine) else np.zeros(NUM_FINE)
+    valid = split.fine[(split.fine >= 0) & (split.fine < NUM_FINE)]  # bad labels are reported on their own
+    counts = np.bincount(valid, minlength=NUM_FINE)
     return {
         "images": int(len(split.fine)),
         "min_per_class": int(counts.min()),

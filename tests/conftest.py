@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = {
     "data": {"source": "synthetic", "synthetic": {"train_per_class": 12, "test_per_class": 4}},
     "preprocess": {"val_fraction": 0.25},
-    "train": {"model": "small", "epochs": 2, "batch_size": 64, "lr": 0.05, "compile": "off"},
+    "recipes": {"fast": {"model": "small", "epochs": 2, "batch_size": 64, "lr": 0.05}},
+    "train": {"recipe": "fast", "compile": "off"},
     "validate": {"max_train_test_duplicates": 0},
     "evaluate": {"batch_size": 256},
 }
@@ -44,5 +45,6 @@ def project(tmp_path, monkeypatch, tiny_raw) -> Path:
     """A scratch project dir (cwd) with a tiny synthetic params.yaml; MLflow's store lands here."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("PIPELINE_EXECUTOR", "local")
     write_params(tmp_path / "params.yaml", tiny_raw)
     return tmp_path

@@ -35,22 +35,25 @@ class Checkpoint:
         state = torch.load(self.path, map_location="cpu", weights_only=False)
         return state if state.get("key") == self.key else None
 
-    def restore(self, net: torch.nn.Module, opt, sched) -> tuple[int, list[dict]]:
-        """Load a matching state into net/opt/sched; return (next epoch, history)."""
+    def restore(self, net: torch.nn.Module, opt, sched, ema=None) -> tuple[int, list[dict]]:
+        """Load a matching state into net/opt/sched (and the weight average); return (next epoch, history)."""
         state = self.peek()
         if state is None:
             return 0, []
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         print(f"train: resuming after epoch {state['epoch']} from {self.path}")
         return state["epoch"], list(state["history"])
 
-    def save(self, epoch: int, net: torch.nn.Module, opt, sched, history: list[dict]) -> None:
+    def save(self, epoch: int, net: torch.nn.Module, opt, sched, history: list[dict], ema=None) -> None:
         buf = io.BytesIO()
         torch.save({
             "key": self.key, "epoch": epoch, "model": net.state_dict(), "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(), "history": history, "extra": self.extra,
+            "ema": ema.state_dict() if ema is not None else None,
         }, buf)
         fsio.write_bytes(self.path, buf.getvalue())
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 
@@ -17,6 +18,13 @@ def parser(description: str, *paths: str) -> argparse.ArgumentParser:
     for name in paths:
         ap.add_argument(f"--{name}", required=True)
     return ap
+
+
+def require(*paths: str | Path, producer: str) -> None:
+    """Fail in one line when an input that another stage writes is missing."""
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise PipelineError(f"{path}: file not found (run the {producer} stage)")
 
 
 def run(stage: str, body: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> int:

@@ -73,10 +73,11 @@ class AugmentParams:
 
 
 @dataclass(frozen=True)
-class TrainParams:
+class RecipeParams:
+    """How to train: the net and every hyperparameter that shapes the result."""
     model: Literal["resnet18", "resnet9", "small"]
     epochs: int = rule(ge=1)
-    batch_size: int = rule(ge=1)
+    batch_size: int = rule(ge=1)  # global: split across processes under DDP
     lr: float = rule(gt=0)  # peak learning rate of the schedule
     momentum: float = rule(ge=0, lt=1)
     nesterov: bool
@@ -85,18 +86,40 @@ class TrainParams:
     schedule: Literal["onecycle", "cosine"]
     warmup_fraction: float = rule(ge=0, lt=1)  # share of steps spent rising to lr
     augment: AugmentParams
+    ema: float = rule(ge=0, lt=1)  # per-step decay of an exponential moving average of the weights; 0 = off
+    tta_flip: bool  # evaluate on each image and its mirror, averaging the logits
+
+
+@dataclass(frozen=True)
+class RecipesParams:
+    fast: RecipeParams
+    resnet18: RecipeParams
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Where and how the selected recipe runs; none of these change what is learnt."""
+    recipe: Literal["fast", "resnet18"]
     device: Literal["auto", "cpu", "cuda"]
     precision: Literal["auto", "fp32", "bf16"]
     compile: Literal["auto", "on", "off"]
     channels_last: bool
+    distributed: Literal["auto", "off"]  # auto = one torchrun process per GPU when more than one is visible
     log_every: int = rule(ge=1)  # steps between host syncs for the progress bar
     seed: int = rule(ge=0)
 
 
 @dataclass(frozen=True)
+class TrainConfig(TrainParams, RecipeParams):
+    """The resolved train config: run-time keys plus the selected recipe's, flat.
+
+    This is what the loop reads and what model.json stores as `train_params`.
+    """
+
+
+@dataclass(frozen=True)
 class EvaluateParams:
     batch_size: int = rule(ge=1)
-    tta_flip: bool
 
 
 @dataclass(frozen=True)
@@ -115,6 +138,7 @@ class Params:
     data: DataParams
     validate: ValidateParams
     preprocess: PreprocessParams
+    recipes: RecipesParams
     train: TrainParams
     evaluate: EvaluateParams
     register: RegisterParams
@@ -195,6 +219,13 @@ def read_yaml(path: str | Path) -> Any:
 def load(path: str | Path) -> Params:
     """Read and validate the whole params file before any stage does work."""
     return parse(read_yaml(path), str(path))
+
+
+def train_config(p: Params) -> TrainConfig:
+    """The run-time keys of `train` merged with the recipe they select."""
+    recipe = getattr(p.recipes, p.train.recipe)
+    shallow = lambda obj: {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}  # noqa: E731
+    return TrainConfig(**shallow(recipe), **shallow(p.train))
 
 
 def as_dict(params: Any) -> dict:

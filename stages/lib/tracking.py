@@ -79,7 +79,7 @@ def server_version(uri: str) -> str | None:
                             "check MLFLOW_TRACKING_URI in .env and that the server is up") from None
     if resp.status_code in (401, 403):
         raise PipelineError(f"MLflow server {where} rejected the credentials (HTTP {resp.status_code}): set "
-                            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (DagsHub: user name and token) in .env")
+                            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (DagsHub: user and token) in .env")
     if resp.status_code >= 500:
         raise PipelineError(f"MLflow server {where} answered HTTP {resp.status_code} after {PROBE_ATTEMPTS} attempts: "
                             "retry later, or check the server's logs")

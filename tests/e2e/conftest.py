@@ -8,12 +8,13 @@ from pathlib import Path
 
 from scripts.smoke import OVERRIDES, make_sandbox, merge
 
-E2E = merge(OVERRIDES, {"train": {"epochs": 8}})
+E2E = merge(OVERRIDES, {"recipes": {"fast": {"epochs": 8}}})
 
 
 def dvc(sandbox: Path, *args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run the real dvc CLI in the sandbox; output captured as text."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    base["PIPELINE_EXECUTOR"] = "local"  # `env` may ask for docker
     base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
     done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=sandbox, env={**base, **(env or {})},
                           capture_output=True, text=True, timeout=900)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.smoke import merge
 from tests.conftest import ROOT
 from tests.e2e.conftest import E2E, dvc, ran, sandbox
 
@@ -109,7 +110,7 @@ def test_edited_stage_reruns_with_the_edited_code(docker_run, base_image):
 
 
 def test_sigint_during_train_leaves_no_container(tmp_path, base_image):
-    root = _own(sandbox(tmp_path, {**E2E, "train": {**E2E["train"], "epochs": 500}}))
+    root = _own(sandbox(tmp_path, merge(E2E, {"recipes": {"fast": {"epochs": 500}}})))
     proc = make(root, base_image, "run", start_new_session=True)
     seen = ""
     deadline = time.monotonic() + 600

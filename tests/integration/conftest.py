@@ -37,15 +37,14 @@ def trained_template(tmp_path_factory, base_params) -> Path:
     root = tmp_path_factory.mktemp("trained")
     write_params(root / "params.yaml", merge(base_params, TINY))
     old = os.getcwd()
-    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    saved = {k: os.environ.pop(k, None) for k in ("MLFLOW_TRACKING_URI", "PIPELINE_EXECUTOR")}
     os.chdir(root)
     try:
         for name in ("ingest", "validate", "preprocess", "train"):
             assert run_stage(name) == 0, name
     finally:
         os.chdir(old)
-        if saved is not None:
-            os.environ["MLFLOW_TRACKING_URI"] = saved
+        os.environ.update({k: v for k, v in saved.items() if v is not None})
     return root
 
 
@@ -56,4 +55,5 @@ def trained(trained_template, tmp_path, monkeypatch) -> Path:
     shutil.copytree(trained_template, dest)
     monkeypatch.chdir(dest)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("PIPELINE_EXECUTOR", "local")
     return dest

@@ -1,118 +1,191 @@
 import hashlib
 import http.server
+import io
 import tarfile
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from stages.lib import dataset, synthetic
 from stages.lib.params import SyntheticParams
 from tests.integration.conftest import run_stage, set_params
 
+SOURCE = SyntheticParams(train_per_class=2, test_per_class=1, noise=5.0, seed=3)
+
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory) -> Path:
     """A generated archive in the real `cifar-100-python/` layout."""
     root = tmp_path_factory.mktemp("archive")
-    dataset.write_raw(root / "src", synthetic.generate(SyntheticParams(2, 1, 5.0, 3)))
+    dataset.write_raw(root / "src", synthetic.generate(SOURCE))
     path = root / "cifar-100-python.tar.gz"
     with tarfile.open(path, "w:gz") as tar:
         tar.add(root / "src" / "cifar-100-python", arcname="cifar-100-python")
     return path
 
 
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    """Serves one response: `body` with status and an announced length that may exceed the body."""
+
+    body, status, claimed = b"", 200, 0
+
+    def handle_error(self, request, client_address):
+        pass  # the client hanging up on a cut response is expected here
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    body = b""
-    claimed = 0  # Content-Length announced; more than len(body) simulates a cut connection
-
     def do_GET(self):
+        srv = self.server
+        if srv.status != 200:
+            self.send_error(srv.status)
+            return
         self.send_response(200)
-        self.send_header("Content-Length", str(self.claimed or len(self.body)))
+        self.send_header("Content-Type", "application/gzip")
+        self.send_header("Content-Length", str(srv.claimed or len(srv.body)))
         self.end_headers()
-        self.wfile.write(self.body)
+        self.wfile.write(srv.body)
 
     def log_message(self, *args):
         pass
 
 
 @pytest.fixture
-def server():
-    """A local stand-in for the CIFAR-100 URL on 127.0.0.1; shut down after the test."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+def serve():
+    """A local stand-in for the CIFAR-100 URL on 127.0.0.1 (port 0); shut down when the test ends."""
+    httpd = _Server(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield httpd
+
+    def configure(body: bytes, status: int = 200, claimed: int = 0) -> str:
+        httpd.body, httpd.status, httpd.claimed = body, status, claimed
+        return f"http://127.0.0.1:{httpd.server_address[1]}/cifar-100-python.tar.gz"
+
+    yield configure
     httpd.shutdown()
     httpd.server_close()
     thread.join(timeout=10)
+    assert not thread.is_alive()
 
 
-def _serve(server, body: bytes, claimed: int = 0) -> str:
-    _Handler.body, _Handler.claimed = body, claimed
-    return f"http://127.0.0.1:{server.server_address[1]}/cifar-100-python.tar.gz"
+def _download(project, url: str, md5: str) -> None:
+    set_params(project, data={"source": "cifar100", "download": {"url": url, "md5": md5}})
 
 
-def test_synthetic_source_writes_the_official_layout(project):
+def _fails_cleanly(project, capsys) -> str:
+    """Run ingest over a stale output; it must fail and leave no data/raw at all."""
+    (project / "data" / "raw" / "cifar-100-python").mkdir(parents=True)
+    assert run_stage("ingest") == 1
+    assert not (project / "data" / "raw").exists()
+    assert [p.name for p in (project / "data").iterdir()] == []  # no scratch dir survives
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.splitlines()[-1]  # after any download progress bar
+    assert last.startswith("ingest: error: ")
+    return last
+
+
+def test_synthetic_source_writes_the_official_layout(project, capsys):
     assert run_stage("ingest") == 0
     ds = dataset.read_raw(project / "data" / "raw")
-    assert ds.train.images.shape == (1200, 3072) and len(ds.fine_names) == 100
+    assert ds.train.images.shape == (1200, 3072) and ds.test.images.shape == (400, 3072)
+    assert "ingest: synthetic -> data/raw" in capsys.readouterr().out
+
+
+def test_synthetic_ingest_is_byte_reproducible(project):
+    assert run_stage("ingest") == 0
+    first = {p.name: p.read_bytes() for p in (project / "data" / "raw" / "cifar-100-python").iterdir()}
+    assert run_stage("ingest") == 0
+    again = {p.name: p.read_bytes() for p in (project / "data" / "raw" / "cifar-100-python").iterdir()}
+    assert first == again
 
 
 def test_archive_with_right_md5_is_unpacked(project, archive):
-    set_params(project, data={"source": "archive", "archive": {"path": str(archive), "md5": _md5(archive)}})
+    set_params(project, data={"source": "archive", "archive": {"path": str(archive), "md5": _md5(archive.read_bytes())}})
     assert run_stage("ingest") == 0
-    assert dataset.read_raw(project / "data" / "raw").test.images.shape == (100, 3072)
+    got = dataset.read_raw(project / "data" / "raw")
+    np.testing.assert_array_equal(got.test.images, synthetic.generate(SOURCE).test.images)
 
 
 def test_archive_with_wrong_md5_fails_and_leaves_no_output(project, archive, capsys):
-    (project / "data" / "raw").mkdir(parents=True)  # a stale output must not survive either
     set_params(project, data={"source": "archive", "archive": {"path": str(archive), "md5": "0" * 32}})
-    assert run_stage("ingest") == 1
-    err = capsys.readouterr().err
-    assert f"md5 is {_md5(archive)}, expected {'0' * 32} (params.yaml data.archive.md5)" in err
-    assert not (project / "data" / "raw").exists()
+    err = _fails_cleanly(project, capsys)
+    assert f"{archive}: md5 is {_md5(archive.read_bytes())}, expected {'0' * 32} (params.yaml data.archive.md5)" in err
 
 
-def test_missing_archive_is_named(project):
+def test_missing_archive_is_named(project, capsys):
     set_params(project, data={"source": "archive", "archive": {"path": "nope.tar.gz", "md5": "0" * 32}})
-    assert run_stage("ingest") == 1
-    assert not (project / "data" / "raw").exists()
+    err = _fails_cleanly(project, capsys)
+    assert "nope.tar.gz: file not found (params.yaml data.archive.path)" in err
 
 
-def test_download_with_right_md5(project, archive, server):
-    url = _serve(server, archive.read_bytes())
-    set_params(project, data={"source": "cifar100", "download": {"url": url, "md5": _md5(archive)}})
+def test_archive_that_is_not_a_tarball_is_named(project, capsys):
+    junk = project / "junk.tar.gz"
+    junk.write_bytes(b"definitely not gzip")
+    set_params(project, data={"source": "archive", "archive": {"path": str(junk), "md5": _md5(junk.read_bytes())}})
+    err = _fails_cleanly(project, capsys)
+    assert f"{junk}: cannot be unpacked" in err
+
+
+def test_archive_without_the_cifar_directory_is_named(project, capsys):
+    wrong = project / "wrong.tar.gz"
+    with tarfile.open(wrong, "w:gz") as tar:
+        info = tarfile.TarInfo("something-else/readme.txt")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    set_params(project, data={"source": "archive", "archive": {"path": str(wrong), "md5": _md5(wrong.read_bytes())}})
+    err = _fails_cleanly(project, capsys)
+    assert "archive: archive holds no cifar-100-python/ directory" in err
+
+
+def test_download_with_right_md5(project, archive, serve):
+    body = archive.read_bytes()
+    _download(project, serve(body), _md5(body))
     assert run_stage("ingest") == 0
-    assert sorted(p.name for p in (project / "data" / "raw").iterdir()) == ["cifar-100-python"]
+    assert sorted(p.name for p in (project / "data" / "raw").iterdir()) == ["cifar-100-python"]  # no .download left
+    got = dataset.read_raw(project / "data" / "raw")
+    np.testing.assert_array_equal(got.train.images, synthetic.generate(SOURCE).train.images)
 
 
-def test_download_with_wrong_md5_fails_cleanly(project, archive, server, capsys):
-    url = _serve(server, archive.read_bytes())
-    set_params(project, data={"source": "cifar100", "download": {"url": url, "md5": "f" * 32}})
-    assert run_stage("ingest") == 1
-    assert "(params.yaml data.download.md5)" in capsys.readouterr().err
-    assert not (project / "data" / "raw").exists()
-
-
-def test_cut_off_download_fails_cleanly(project, archive, server, capsys):
+def test_download_with_wrong_md5_fails_cleanly(project, archive, serve, capsys):
     body = archive.read_bytes()
-    url = _serve(server, body[: len(body) // 2], claimed=len(body))
-    set_params(project, data={"source": "cifar100", "download": {"url": url, "md5": _md5(archive)}})
-    assert run_stage("ingest") == 1
-    err = capsys.readouterr().err
-    assert url in err or "md5 is" in err
-    assert not (project / "data" / "raw").exists()
+    _download(project, serve(body), "f" * 32)
+    err = _fails_cleanly(project, capsys)
+    assert f"md5 is {_md5(body)}, expected {'f' * 32} (params.yaml data.download.md5)" in err
 
 
-def test_truncated_archive_with_the_full_files_md5_fails_cleanly(project, archive, server, capsys):
+def test_cut_off_download_fails_cleanly(project, archive, serve, capsys):
+    """The server announces the whole file but the connection ends halfway."""
     body = archive.read_bytes()
-    url = _serve(server, body[: len(body) // 2])
-    set_params(project, data={"source": "cifar100", "download": {"url": url, "md5": _md5(archive)}})
-    assert run_stage("ingest") == 1
-    assert "md5 is" in capsys.readouterr().err
-    assert not (project / "data" / "raw").exists()
+    half = body[: len(body) // 2]
+    _download(project, serve(half, claimed=len(body)), _md5(body))
+    err = _fails_cleanly(project, capsys)
+    # urllib returns the short body without complaint; the md5 check is what catches it.
+    assert f"cifar-100-python.tar.gz: md5 is {_md5(half)}, expected {_md5(body)} (params.yaml data.download.md5)" in err
+
+
+def test_truncated_archive_with_the_full_files_md5_fails_cleanly(project, archive, serve, capsys):
+    body = archive.read_bytes()
+    cut = body[: len(body) // 3]
+    _download(project, serve(cut), _md5(body))
+    err = _fails_cleanly(project, capsys)
+    assert f"md5 is {_md5(cut)}, expected {_md5(body)} (params.yaml data.download.md5)" in err
+
+
+def test_http_error_names_the_url(project, serve, capsys):
+    url = serve(b"", status=404)
+    _download(project, url, "0" * 32)
+    err = _fails_cleanly(project, capsys)
+    assert f"download of {url} failed" in err and "404" in err
+
+
+def test_unreachable_server_names_the_url(project, capsys):
+    url = "http://127.0.0.1:9/cifar-100-python.tar.gz"  # discard port: nothing listens
+    _download(project, url, "0" * 32)
+    err = _fails_cleanly(project, capsys)
+    assert f"download of {url} failed" in err and "Connection refused" in err

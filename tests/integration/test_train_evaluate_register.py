@@ -65,6 +65,66 @@ def test_interrupted_training_resumes_to_the_same_weights(trained, trained_templ
     assert "resuming after epoch 1" in capsys.readouterr().out
     assert (trained / "models" / "model.pt").read_bytes() == (trained_template / "models" / "model.pt").read_bytes()
     assert not list((trained / "checkpoints").glob("*.pt"))  # cleared once the run completes
+    assert [row["epoch"] for row in fsio.read_json(trained / "reports" / "train_history.json")] == [1, 2]
+    client = _client(trained)
+    mlflow.set_experiment("cifar100")
+    run = client.get_run(tracking.find_run(_sha(trained / "models" / "model.pt")))
+    # The resumed process continued the interrupted run: one run holds both epochs.
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1, 2]
+    assert run.info.status == "FINISHED"
+
+
+def _interrupt_in_second_epoch(monkeypatch) -> None:
+    real = loop.train_epoch
+    calls = []
+
+    def dies(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_epoch", dies)
+    with pytest.raises(KeyboardInterrupt):
+        run_stage("train")
+    monkeypatch.setattr(loop, "train_epoch", real)
+
+
+def _other_store(project, monkeypatch) -> MlflowClient:
+    """Point the stages (via MLFLOW_TRACKING_URI, as a team server would be) at a fresh, empty store."""
+    uri = f"sqlite:///{project / 'other' / 'mlflow.db'}"
+    (project / "other").mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient()
+
+
+def test_resume_without_the_checkpoints_mlflow_run_starts_a_new_run(trained, trained_template, monkeypatch, capsys):
+    _interrupt_in_second_epoch(monkeypatch)
+    _other_store(trained, monkeypatch)
+    capsys.readouterr()
+    assert run_stage("train") == 0
+    out = capsys.readouterr().out
+    assert "the checkpoint's MLflow run is not in this store; starting a new run" in out
+    assert "resuming after epoch 1" in out
+    assert (trained / "models" / "model.pt").read_bytes() == (trained_template / "models" / "model.pt").read_bytes()
+
+
+def test_a_checkpoint_from_other_settings_is_not_resumed(trained, monkeypatch, capsys):
+    _interrupt_in_second_epoch(monkeypatch)
+    stale = list((trained / "checkpoints").glob("*.pt"))
+    set_params(trained, recipes={"fast": {"epochs": 1}})
+    capsys.readouterr()
+    assert run_stage("train") == 0
+    assert "resuming" not in capsys.readouterr().out
+    assert [row["epoch"] for row in fsio.read_json(trained / "reports" / "train_history.json")] == [1]
+    assert list((trained / "checkpoints").glob("*.pt")) == stale  # only its own checkpoint is cleared
+
+
+def test_train_on_missing_data_fails_with_one_line(project, capsys):
+    assert run_stage("train") == 1
+    assert capsys.readouterr().err == "train: error: data/processed/meta.json: file not found (run the preprocess stage)\n"
+    assert not (project / "models").exists()
 
 
 def test_evaluate_writes_metrics_plots_and_logs_to_the_training_run(trained):
@@ -87,7 +147,7 @@ def _aliases(client, version) -> list[str]:
     return sorted(client.get_model_version(MODEL, str(version)).aliases)
 
 
-def test_register_promotion_flow(trained):
+def test_register_promotion_flow(trained, capsys):
     assert run_stage("evaluate") == 0
     assert run_stage("register") == 0
     first = fsio.read_json(trained / "reports" / "registry.json")
@@ -99,8 +159,11 @@ def test_register_promotion_flow(trained):
 
     assert run_stage("register") == 0  # same weights: nothing new
     assert len(client.search_model_versions(f"name = '{MODEL}'")) == 1
+    again = fsio.read_json(trained / "reports" / "registry.json")
+    assert (again["version"], again["new_version"], again["promoted"]) == (1, False, False)
+    assert again["reason"] == "this version is already champion"
 
-    set_params(trained, train={"epochs": 1, "lr": 0.001})  # a worse model
+    set_params(trained, recipes={"fast": {"epochs": 1, "lr": 0.001}})  # a worse model
     assert run_stage("train") == 0 and run_stage("evaluate") == 0 and run_stage("register") == 0
     second = fsio.read_json(trained / "reports" / "registry.json")
     assert second["version"] == 2 and not second["promoted"]
@@ -108,6 +171,7 @@ def test_register_promotion_flow(trained):
 
     set_params(trained, register={"promote_margin": 2.0})  # bad input moves nothing
     assert run_stage("register") == 1
+    assert "params.yaml: register.promote_margin must be <= 1, got 2.0" in capsys.readouterr().err
     assert _aliases(client, 2) == ["challenger"] and _aliases(client, 1) == ["champion"]
     assert fsio.read_json(trained / "reports" / "registry.json") == second
 
@@ -120,3 +184,31 @@ def test_champion_serves_raw_uint8_images(trained):
     images = np.ascontiguousarray(np.asarray(test.x[:8]).transpose(0, 2, 3, 1))
     probs = model.predict(images)
     assert probs.shape == (8, 100) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+
+
+def test_register_without_a_training_run_in_the_store(trained, monkeypatch):
+    """Weights trained against another store still register, under a run of their own."""
+    assert run_stage("evaluate") == 0
+    client = _other_store(trained, monkeypatch)
+    assert run_stage("register") == 0
+    result = fsio.read_json(trained / "reports" / "registry.json")
+    assert (result["version"], result["aliases"]) == (1, ["challenger", "champion"])
+    run = client.get_run(client.get_model_version(MODEL, "1").run_id)
+    assert run.info.run_name == "register" and run.data.tags["model_sha256"] == _sha(trained / "models" / "model.pt")
+
+
+def test_evaluate_with_flip_tta_and_without_its_model(trained, capsys):
+    assert fsio.read_json(trained / "models" / "model.json")["train_params"]["tta_flip"]  # the fast recipe's
+    assert run_stage("evaluate") == 0
+    assert 0 <= fsio.read_json(trained / "reports" / "metrics.json")["test"]["top1"] <= 1
+    (trained / "models" / "model.pt").unlink()
+    capsys.readouterr()
+    assert run_stage("evaluate") == 1
+    assert capsys.readouterr().err == "evaluate: error: models/model.pt: file not found (run the train stage)\n"
+    assert not (trained / "reports" / "metrics.json").exists()  # a stale result never outlives a failed run
+
+
+def test_register_without_metrics_fails_with_one_line(trained, capsys):
+    assert run_stage("register") == 1
+    assert capsys.readouterr().err == "register: error: reports/metrics.json: file not found (run the evaluate stage)\n"
+    assert not (trained / "reports" / "registry.json").exists()

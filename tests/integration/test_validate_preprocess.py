@@ -30,6 +30,7 @@ def test_valid_data_passes_and_writes_the_report(project):
 
 
 def _fails(project, capsys, expected: str):
+    fsio.write_json(project / "reports" / "validate.json", {"stale": True})  # from an earlier, passing run
     assert run_stage("validate") == 1
     assert expected in capsys.readouterr().err
     assert not (project / "reports" / "validate.json").exists()
@@ -90,3 +91,81 @@ def test_preprocess_writes_split_arrays_and_train_only_stats(project, set_val):
     expected = (np.asarray(train.x, dtype=np.float64) / 255).mean(axis=(0, 2, 3))
     assert meta["mean"] == pytest.approx(expected.tolist())
     assert meta["fine_to_coarse"] == [c // 5 for c in range(100)]
+
+
+def test_wrong_number_of_class_names_fails(project, capsys):
+    _write(project, lambda ds: dataclasses.replace(ds, coarse_names=ds.coarse_names[:19]))
+    _fails(project, capsys, "meta: expected 100 fine and 20 coarse names, got 100 and 19")
+
+
+def test_every_violated_rule_is_reported_at_once(project, capsys):
+    set_params(project, validate={"min_test_per_class": 3})
+
+    def two_problems(ds):
+        images = ds.test.images.copy()
+        images[0] = 0
+        return dataclasses.replace(ds, test=dataclasses.replace(ds.test, images=images))
+
+    _write(project, two_problems)
+    assert run_stage("validate") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("validate: error: data/raw failed validation: ")
+    assert "test: a class has 2 images, need >= 3" in err and "test: 1 constant images" in err
+
+
+def test_preprocess_is_byte_reproducible(project, set_val):
+    _write(project)
+    assert run_stage("preprocess") == 0
+    out = project / "data" / "processed"
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(first) == sorted(
+        [f"{s}_{k}.npy" for s in ("train", "val", "test") for k in ("x", "y", "coarse")] + ["meta.json"])
+    assert run_stage("preprocess") == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
+
+
+def test_preprocess_keeps_image_label_pairs(project, set_val):
+    """A processed image is its raw image in (3, 32, 32) layout, next to its own label."""
+    _write(project)
+    assert run_stage("preprocess") == 0
+    raw = synthetic.generate(SMALL)
+    test = dataset.load_arrays(project / "data" / "processed", "test")
+    np.testing.assert_array_equal(np.asarray(test.x).reshape(len(test.y), -1), raw.test.images)
+    np.testing.assert_array_equal(test.y, raw.test.fine)
+    np.testing.assert_array_equal(test.coarse, raw.test.coarse)
+    train = dataset.load_arrays(project / "data" / "processed", "train")
+    val = dataset.load_arrays(project / "data" / "processed", "val")
+    rows = {row.tobytes(): label for row, label in zip(raw.train.images, raw.train.fine)}
+    for split in (train, val):
+        flat = np.asarray(split.x).reshape(len(split.y), -1)
+        assert all(rows[row.tobytes()] == label for row, label in zip(flat, split.y))
+    assert len(train.y) + len(val.y) == len(raw.train.fine)
+
+
+def test_preprocess_without_raw_data_names_the_file(project, capsys):
+    assert run_stage("preprocess") == 1
+    assert "data/raw/cifar-100-python/meta: file not found" in capsys.readouterr().err
+    assert not (project / "data" / "processed").exists()
+
+
+@pytest.mark.parametrize("bad", [-1, 150])
+def test_out_of_range_labels_fail_cleanly(project, capsys, bad):
+    def relabel_one(ds):
+        fine = ds.train.fine.copy()
+        fine[0] = bad
+        return _with_train(ds, fine=fine)
+
+    _write(project, relabel_one)
+    fsio.write_json(project / "reports" / "validate.json", {"stale": True})
+    assert run_stage("validate") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("validate: error: data/raw failed validation: train: fine_labels outside 0..99")
+    assert "Traceback" not in err and "has 0 images" not in err
+    assert not (project / "reports" / "validate.json").exists()
+
+
+def test_empty_test_split_fails_on_the_class_minimum(project, capsys):
+    empty = np.empty(0, dtype=np.int64)
+    _write(project, lambda ds: dataclasses.replace(
+        ds, test=dataclasses.replace(ds.test, images=np.empty((0, 3072), np.uint8), fine=empty, coarse=empty)))
+    _fails(project, capsys, "test: a class has 0 images, need >= 1")

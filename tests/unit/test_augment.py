@@ -51,3 +51,24 @@ def test_same_seed_same_batch(flip):
     a = augment(x, 4, flip, _gen(7))
     assert torch.equal(a, augment(x, 4, flip, _gen(7)))
     assert not torch.equal(a, augment(x, 4, flip, _gen(8)))
+
+
+def test_flip_only_gives_each_image_or_its_mirror_in_place():
+    x = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8)
+    out = augment(x, pad=0, flip=True, gen=_gen(5))
+    mirrored = torch.tensor([torch.equal(o, m) for o, m in zip(out, x.flip(3))])
+    same = torch.tensor([torch.equal(o, i) for o, i in zip(out, x)])
+    assert torch.all(mirrored | same) and mirrored.any() and same.any()
+    assert torch.equal(out[mirrored], x.flip(3)[mirrored])
+
+
+def test_no_padding_and_no_flip_is_the_identity():
+    x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    assert torch.equal(augment(x, 0, False, _gen()), x)
+
+
+def test_augment_does_not_touch_its_input():
+    x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    before = x.clone()
+    augment(x, 4, True, _gen(1))
+    assert torch.equal(x, before)

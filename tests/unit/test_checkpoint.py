@@ -2,7 +2,7 @@ import torch
 
 from stages.lib import loop, model
 from stages.lib.checkpoint import Checkpoint, fingerprint
-from stages.lib.params import parse
+from stages.lib.params import parse, train_config
 
 
 def _state(cfg):
@@ -12,7 +12,7 @@ def _state(cfg):
 
 
 def test_checkpoint_round_trip_and_fingerprint_guard(tmp_path, tiny_raw):
-    cfg = parse(tiny_raw).train
+    cfg = train_config(parse(tiny_raw))
     net, opt, sched = _state(cfg)
     ckpt = Checkpoint(tmp_path, fingerprint({"a": 1}), extra={"run_id": "r1"})
     assert ckpt.restore(net, opt, sched) == (0, [])
@@ -30,3 +30,28 @@ def test_checkpoint_round_trip_and_fingerprint_guard(tmp_path, tiny_raw):
 def test_fingerprint_is_stable_and_sensitive():
     assert fingerprint({"b": 1, "a": 2}) == fingerprint({"a": 2, "b": 1})
     assert fingerprint({"a": 1}) != fingerprint({"a": 1.5})
+
+
+def test_restore_brings_back_optimizer_and_schedule_position(tmp_path, tiny_raw):
+    cfg = train_config(parse(tiny_raw))
+    net, opt, sched = _state(cfg)
+    for _ in range(3):  # momentum buffers and the schedule's step move
+        net(torch.randn(2, 3, 32, 32)).sum().backward()
+        opt.step()
+        sched.step()
+    ckpt = Checkpoint(tmp_path, "k")
+    ckpt.save(1, net, opt, sched, [{"epoch": 1}])
+    fresh, fopt, fsched = _state(cfg)
+    assert ckpt.restore(fresh, fopt, fsched)[0] == 1
+    assert fsched.last_epoch == sched.last_epoch == 3
+    assert fopt.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+    first = next(iter(opt.state.values()))["momentum_buffer"]
+    assert torch.equal(next(iter(fopt.state.values()))["momentum_buffer"], first)
+
+
+def test_a_state_written_under_another_key_is_ignored_even_at_the_same_path(tmp_path, tiny_raw):
+    cfg = train_config(parse(tiny_raw))
+    net, opt, sched = _state(cfg)
+    Checkpoint(tmp_path, "old").save(2, net, opt, sched, [])
+    (tmp_path / "train-old.pt").rename(tmp_path / "train-new.pt")
+    assert Checkpoint(tmp_path, "new").restore(*_state(cfg)) == (0, [])

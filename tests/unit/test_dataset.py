@@ -89,3 +89,72 @@ def test_synthetic_is_deterministic_per_seed_and_in_format():
     assert np.bincount(a.train.fine).tolist() == [3] * 100
     np.testing.assert_array_equal(a.train.coarse, a.train.fine // 5)
     assert len(a.fine_names) == 100 and len(a.coarse_names) == 20
+
+
+def test_torchvision_reads_the_written_layout(tmp_path, monkeypatch):
+    """The raw format is CIFAR-100's own: torchvision's reader loads it unchanged."""
+    from torchvision.datasets import CIFAR100, cifar
+
+    # torchvision checks each file against the official md5s, which belong to the real data only.
+    monkeypatch.setattr(cifar, "check_integrity", lambda *args: True)
+    ds = synthetic.generate(TINY)
+    dataset.write_raw(tmp_path, ds)
+    train = CIFAR100(str(tmp_path), train=True, download=False)
+    assert train.data.shape == (300, 32, 32, 3) and train.targets == ds.train.fine.tolist()
+    np.testing.assert_array_equal(train.data[5], ds.train.images[5].reshape(3, 32, 32).transpose(1, 2, 0))
+    assert train.classes == ds.fine_names
+
+
+def test_missing_meta_field_names_file_and_field(tmp_path):
+    dataset.write_raw(tmp_path, synthetic.generate(TINY))
+    path = _rewrite(tmp_path, "meta", lambda r: r.pop("coarse_label_names"))
+    with pytest.raises(DatasetError) as exc:
+        dataset.read_raw(tmp_path)
+    assert str(exc.value) == f"{path}: missing field 'coarse_label_names'"
+
+
+def test_bad_pickle_names_the_file(tmp_path):
+    dataset.write_raw(tmp_path, synthetic.generate(TINY))
+    path = tmp_path / "cifar-100-python" / "test"
+    path.write_bytes(b"\x80\x04truncated")
+    with pytest.raises(DatasetError) as exc:
+        dataset.read_raw(tmp_path)
+    assert str(exc.value).startswith(f"{path}: not a CIFAR-100 pickle (")
+
+
+def test_data_field_of_the_wrong_shape_is_named(tmp_path):
+    dataset.write_raw(tmp_path, synthetic.generate(TINY))
+    path = _rewrite(tmp_path, "train", lambda r: r.update(data=r["data"].reshape(300, 3, 1024)))
+    with pytest.raises(DatasetError) as exc:
+        dataset.read_raw(tmp_path)
+    assert str(exc.value) == f"{path}: field 'data' must be uint8 (N, 3072), got uint8 (300, 3, 1024)"
+
+
+def test_processed_npy_bytes_depend_only_on_the_arrays(tmp_path):
+    arrays = Arrays(np.zeros((2, 3, 32, 32), np.uint8), np.array([0, 1]), np.array([0, 0]))
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        dataset.save_arrays(tmp_path / name, "train", arrays)
+    for key in ("x", "y", "coarse"):
+        assert (tmp_path / "a" / f"train_{key}.npy").read_bytes() == (tmp_path / "b" / f"train_{key}.npy").read_bytes()
+    assert dataset.load_arrays(tmp_path / "a", "train").y.dtype == np.int64
+
+
+def test_synthetic_bytes_are_identical_for_a_seed_and_images_are_distinct():
+    a, b = synthetic.generate(TINY), synthetic.generate(TINY)
+    for split in ("train", "test"):
+        for key in ("images", "fine", "coarse"):
+            assert getattr(getattr(a, split), key).tobytes() == getattr(getattr(b, split), key).tobytes()
+    assert len(np.unique(a.train.images, axis=0)) == len(a.train.images)
+    assert a.test.images.shape == (200, 3072) and np.bincount(a.test.fine).tolist() == [2] * 100
+    assert a.train.fine.dtype == a.train.coarse.dtype == np.int64
+
+
+def test_synthetic_classes_are_separable_by_their_prototype():
+    """Nearest class mean on train classifies test well above chance: the stand-in is learnable."""
+    ds = synthetic.generate(SyntheticParams(train_per_class=5, test_per_class=2, noise=24.0, seed=0))
+    x_train = ds.train.images.astype(np.float32)
+    means = np.stack([x_train[ds.train.fine == c].mean(axis=0) for c in range(100)])
+    x_test = ds.test.images.astype(np.float32)
+    dist = ((x_test[:, None, :] - means[None]) ** 2).sum(axis=2)
+    assert (dist.argmin(axis=1) == ds.test.fine).mean() > 0.5

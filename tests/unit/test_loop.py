@@ -2,12 +2,12 @@ import pytest
 import torch
 
 from stages.lib import device, loop, model
-from stages.lib.params import parse
+from stages.lib.params import parse, train_config
 
 
 @pytest.fixture
 def train_cfg(tiny_raw):
-    return parse(tiny_raw).train
+    return train_config(parse(tiny_raw))
 
 
 def _with(cfg, **changes):
@@ -73,3 +73,30 @@ def test_serving_model_takes_raw_nhwc_uint8_and_returns_probabilities():
         probs = serving(torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8))
     assert probs.shape == (3, 100)
     assert torch.allclose(probs.sum(1), torch.ones(3))
+
+
+def test_warmup_rises_linearly_to_the_peak(train_cfg):
+    f = loop.lr_factor(_with(train_cfg, schedule="cosine", warmup_fraction=0.1), 50)
+    rise = [f(s) for s in range(5)]
+    assert rise == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    decay = [f(s) for s in range(5, 51)]
+    assert all(a >= b for a, b in zip(decay, decay[1:])) and decay[-1] == pytest.approx(0.0)
+
+
+def test_scheduler_drives_the_optimizer_to_the_configured_peak_and_back_to_zero(train_cfg):
+    cfg = _with(train_cfg, lr=0.3, schedule="onecycle", warmup_fraction=0.25)
+    net = model.build("small", 100)
+    opt, sched = loop.build_optimizer(net, cfg, 8)
+    seen = []
+    for _ in range(8):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert max(seen) == pytest.approx(0.3) and seen.index(max(seen)) == 1
+    assert opt.param_groups[0]["lr"] == 0.0
+
+
+def test_nesterov_is_dropped_without_momentum(train_cfg):
+    net = model.build("small", 100)
+    opt, _ = loop.build_optimizer(net, _with(train_cfg, momentum=0.0, nesterov=True), 4)
+    assert opt.param_groups[0]["nesterov"] is False

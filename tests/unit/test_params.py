@@ -1,5 +1,6 @@
 import copy
 import dataclasses
+from pathlib import Path
 
 import pytest
 from torchvision.datasets import CIFAR100
@@ -7,6 +8,9 @@ from torchvision.datasets import CIFAR100
 from stages.lib import params
 from stages.lib.params import ParamsError
 from tests.conftest import write_params
+
+
+_FAST = params.read_yaml(Path(__file__).resolve().parents[2] / "params.yaml")["recipes"]["fast"]
 
 
 def _error(raw: dict) -> str:
@@ -22,9 +26,9 @@ def raw(base_params):
 
 def test_committed_params_parse_into_frozen_typed_objects(raw):
     p = params.parse(raw)
-    assert isinstance(p.train.lr, float) and isinstance(p.train.epochs, int)
+    assert isinstance(p.recipes.fast.lr, float) and isinstance(p.recipes.resnet18.epochs, int)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        p.train.lr = 1.0
+        p.recipes.fast.lr = 1.0
 
 
 def test_download_defaults_are_torchvisions_official_archive(raw):
@@ -34,12 +38,12 @@ def test_download_defaults_are_torchvisions_official_archive(raw):
 
 
 def test_out_of_range_names_file_key_and_value(raw):
-    raw["train"]["lr"] = -0.1
-    assert _error(raw) == "params.yaml: train.lr must be > 0, got -0.1"
+    raw["recipes"]["fast"]["lr"] = -0.1
+    assert _error(raw) == "params.yaml: recipes.fast.lr must be > 0, got -0.1"
 
 
 @pytest.mark.parametrize("section, key, value, expected", [
-    ("train", "epochs", 0, "train.epochs must be >= 1, got 0"),
+    ("train", "log_every", 0, "train.log_every must be >= 1, got 0"),
     ("preprocess", "val_fraction", 1.0, "preprocess.val_fraction must be < 1, got 1.0"),
     ("register", "promote_margin", 1.5, "register.promote_margin must be <= 1, got 1.5"),
     ("validate", "min_image_std", -1, "validate.min_image_std must be >= 0, got -1.0"),
@@ -50,13 +54,16 @@ def test_each_bound_kind_is_enforced(raw, section, key, value, expected):
 
 
 def test_nested_bound(raw):
-    raw["train"]["augment"]["pad"] = 17
-    assert _error(raw) == "params.yaml: train.augment.pad must be <= 16, got 17"
+    raw["recipes"]["fast"]["augment"]["pad"] = 17
+    assert _error(raw) == "params.yaml: recipes.fast.augment.pad must be <= 16, got 17"
 
 
 def test_unknown_key_is_rejected(raw):
     raw["train"]["learning_rate"] = 0.1
     assert _error(raw) == "params.yaml: unknown key train.learning_rate"
+    del raw["train"]["learning_rate"]
+    raw["recipes"]["fast"]["learning_rate"] = 0.1
+    assert _error(raw) == "params.yaml: unknown key recipes.fast.learning_rate"
 
 
 def test_unknown_section_is_rejected(raw):
@@ -65,8 +72,8 @@ def test_unknown_section_is_rejected(raw):
 
 
 def test_missing_key_is_rejected(raw):
-    del raw["train"]["lr"]
-    assert _error(raw) == "params.yaml: missing key train.lr"
+    del raw["recipes"]["fast"]["lr"]
+    assert _error(raw) == "params.yaml: missing key recipes.fast.lr"
 
 
 @pytest.mark.parametrize("key, value, kind", [
@@ -74,18 +81,18 @@ def test_missing_key_is_rejected(raw):
     ("lr", "0.1", "float"), ("nesterov", 1, "bool"),
 ])
 def test_wrong_types_are_rejected(raw, key, value, kind):
-    raw["train"][key] = value
-    assert _error(raw) == f"params.yaml: train.{key} must be {kind}, got {value!r}"
+    raw["recipes"]["fast"][key] = value
+    assert _error(raw) == f"params.yaml: recipes.fast.{key} must be {kind}, got {value!r}"
 
 
 def test_int_is_accepted_where_a_float_is_expected(raw):
-    raw["train"]["lr"] = 1
-    assert params.parse(raw).train.lr == 1.0
+    raw["recipes"]["fast"]["lr"] = 1
+    assert params.parse(raw).recipes.fast.lr == 1.0
 
 
 def test_choice_outside_literal_is_rejected(raw):
-    raw["train"]["model"] = "vgg"
-    assert _error(raw) == "params.yaml: train.model must be one of resnet18, resnet9, small, got 'vgg'"
+    raw["recipes"]["fast"]["model"] = "vgg"
+    assert _error(raw) == "params.yaml: recipes.fast.model must be one of resnet18, resnet9, small, got 'vgg'"
 
 
 def test_section_must_be_a_mapping(raw):
@@ -96,10 +103,11 @@ def test_section_must_be_a_mapping(raw):
 def test_yaml_1_2_exponent_floats(tmp_path, raw):
     """`5e-4` is a float in YAML 1.2 (as DVC reads it), a string in PyYAML's 1.1."""
     path = tmp_path / "params.yaml"
-    raw["train"]["weight_decay"] = 0.0
+    raw["recipes"]["fast"]["weight_decay"] = 0.0
+    raw["recipes"]["resnet18"]["weight_decay"] = 0.1
     write_params(path, raw)
     path.write_text(path.read_text().replace("weight_decay: 0.0", "weight_decay: 5e-4"))
-    assert params.load(path).train.weight_decay == pytest.approx(5e-4)
+    assert params.load(path).recipes.fast.weight_decay == pytest.approx(5e-4)
 
 
 def test_missing_and_invalid_files_raise_params_error(tmp_path):
@@ -112,12 +120,77 @@ def test_missing_and_invalid_files_raise_params_error(tmp_path):
 
 
 def test_parse_as_checks_one_section(raw):
-    train = params.parse_as(params.TrainParams, raw["train"], "model.json", "train_params")
-    assert train.model == raw["train"]["model"]
-    raw["train"]["epochs"] = -1
+    stored = params.as_dict(params.train_config(params.parse(raw)))  # what model.json holds
+    train = params.parse_as(params.TrainConfig, stored, "model.json", "train_params")
+    assert train.model == raw["recipes"][raw["train"]["recipe"]]["model"]
+    stored["epochs"] = -1
     with pytest.raises(ParamsError, match="model.json: train_params.epochs must be >= 1"):
-        params.parse_as(params.TrainParams, raw["train"], "model.json", "train_params")
+        params.parse_as(params.TrainConfig, stored, "model.json", "train_params")
 
 
 def test_flatten():
     assert params.flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+
+
+@pytest.mark.parametrize("section, key, value, expected", [
+    ("recipes", "fast", {**_FAST, "lr": 0}, "recipes.fast.lr must be > 0, got 0.0"),
+    ("recipes", "fast", {**_FAST, "momentum": 1}, "recipes.fast.momentum must be < 1, got 1.0"),
+    ("data", "synthetic", {"train_per_class": 1, "test_per_class": 1, "noise": 0.0, "seed": 0},
+     "data.synthetic.train_per_class must be >= 2, got 1"),
+])
+def test_bounds_at_their_edges(raw, section, key, value, expected):
+    raw[section][key] = value
+    assert _error(raw) == f"params.yaml: {expected}"
+
+
+def test_bounds_accept_their_inclusive_edges(raw):
+    raw["register"]["promote_margin"] = 1
+    raw["preprocess"]["val_fraction"] = 0
+    raw["recipes"]["fast"]["augment"]["pad"] = 16
+    p = params.parse(raw)
+    assert (p.register.promote_margin, p.preprocess.val_fraction, p.recipes.fast.augment.pad) == (1.0, 0.0, 16)
+
+
+@pytest.mark.parametrize("path, value, expected", [
+    (("data", "source"), "imagenet", "data.source must be one of cifar100, archive, synthetic, got 'imagenet'"),
+    (("recipes", "resnet18", "schedule"), "step", "recipes.resnet18.schedule must be one of onecycle, cosine, got 'step'"),
+    (("train", "device"), "tpu", "train.device must be one of auto, cpu, cuda, got 'tpu'"),
+    (("recipes", "fast", "augment", "flip"), "yes", "recipes.fast.augment.flip must be bool, got 'yes'"),
+    (("register", "model_name"), 7, "register.model_name must be str, got 7"),
+    (("data", "synthetic", "seed"), 1.0, "data.synthetic.seed must be int, got 1.0"),
+])
+def test_nested_choices_and_types_name_the_dotted_key(raw, path, value, expected):
+    node = raw
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    assert _error(raw) == f"params.yaml: {expected}"
+
+
+def test_missing_section_and_non_mapping_file(raw):
+    del raw["mlflow"]
+    assert _error(raw) == "params.yaml: missing key mlflow"
+    assert _error([1, 2]) == "params.yaml: top level must be a mapping, got [1, 2]"
+
+
+def test_load_names_the_file_it_read(tmp_path, raw):
+    raw["recipes"]["fast"]["epochs"] = "many"
+    path = write_params(tmp_path / "custom.yaml", raw)
+    with pytest.raises(ParamsError) as exc:
+        params.load(path)
+    assert str(exc.value) == f"{path}: recipes.fast.epochs must be int, got 'many'"
+
+
+@pytest.mark.parametrize("text, expected", [("1e-3", 0.001), ("1.0e-3", 0.001), ("2E+2", 200.0)])
+def test_yaml_1_2_scientific_notation_is_a_float(tmp_path, text, expected):
+    (tmp_path / "p.yaml").write_text(f"lr: {text}\n")
+    value = params.read_yaml(tmp_path / "p.yaml")["lr"]
+    assert isinstance(value, float) and value == pytest.approx(expected)
+
+
+def test_committed_params_file_loads_from_disk():
+    from tests.conftest import ROOT
+
+    p = params.load(ROOT / "params.yaml")
+    assert p.data.source in ("cifar100", "archive", "synthetic")
+    assert params.flatten(params.as_dict(p))["recipes.fast.augment.pad"] == p.recipes.fast.augment.pad

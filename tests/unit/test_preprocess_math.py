@@ -27,7 +27,7 @@ def test_zero_fraction_gives_an_empty_val_split():
 
 def test_channel_stats_match_numpy_in_unit_range():
     x = np.random.default_rng(0).integers(0, 256, (50, 3, 8, 8), dtype=np.uint8)
-    mean, std = channel_stats(x, chunk=7)
+    mean, std = channel_stats(x)
     f = x.astype(np.float64) / 255
     assert mean == pytest.approx(f.mean(axis=(0, 2, 3)).tolist())
     assert std == pytest.approx(f.std(axis=(0, 2, 3)).tolist())
@@ -45,3 +45,19 @@ def test_summarise_top1_top5_loss_and_superclass():
 def test_per_class_accuracy():
     acc = per_class(np.array([0, 1, 1]), np.array([0, 1, 0]), ["a", "b", "c"])
     assert acc == {"a": 0.5, "b": 1.0, "c": 0.0}
+
+
+def test_stratified_split_rounds_per_class_and_covers_every_index():
+    labels = np.random.default_rng(0).permutation(np.repeat([0, 1, 2], [3, 7, 10]))
+    train, val = stratified_split(labels, 0.3, seed=4)
+    assert np.bincount(labels[val], minlength=3).tolist() == [1, 2, 3]  # round(0.9), round(2.1), round(3.0)
+    assert sorted(np.concatenate([train, val]).tolist()) == list(range(20))
+
+
+@pytest.mark.parametrize("level", [0, 3, 128, 255])
+def test_channel_stats_of_a_flat_channel_is_zero_not_nan(level):
+    x = np.random.default_rng(0).integers(0, 256, (7, 3, 5, 5), dtype=np.uint8)
+    x[:, 1] = level
+    mean, std = channel_stats(x)
+    assert mean[1] == pytest.approx(level / 255) and std[1] == pytest.approx(0.0, abs=1e-6)
+    assert not np.isnan(std).any()

@@ -16,3 +16,13 @@ def test_challenger_must_beat_champion_by_more_than_the_margin():
 def test_tie_without_margin_keeps_the_champion():
     d = decide(0.5, 0.5, 0.0)
     assert not d.promote and "does not beat" in d.reason
+
+
+def test_any_gain_promotes_when_the_margin_is_zero():
+    d = decide(0.5001, 0.5, 0.0)
+    assert d.promote and "beats champion's 0.5000" in d.reason
+
+
+def test_a_worse_model_is_never_promoted():
+    assert not decide(0.1, 0.9, 0.0).promote
+    assert not decide(0.0, 0.0, 0.0).promote

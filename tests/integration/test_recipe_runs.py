@@ -1,0 +1,87 @@
+"""Each committed recipe, with its own net and settings, trains one short epoch on CPU
+through the real train and evaluate stages; flip-TTA on the result."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+
+import mlflow
+import pytest
+import torch
+
+from stages.lib import dataset, device, fsio, loop, model, params, tracking
+from tests.conftest import write_params
+from tests.integration.conftest import run_stage
+
+BATCH = 32  # CPU-sized; each recipe's lr is scaled to it linearly (Goyal et al., 2017)
+
+
+def _short(base_params: dict, name: str) -> dict:
+    recipe = base_params["recipes"][name]
+    return {**recipe, "epochs": 1, "batch_size": BATCH, "lr": recipe["lr"] * BATCH / recipe["batch_size"]}
+
+
+@pytest.fixture(scope="module")
+def recipe_run(trained_template, tmp_path_factory, base_params):
+    """name -> a copy of the tiny project after `train` and `evaluate` with that recipe (each run once)."""
+    done: dict[str, object] = {}
+
+    def run(name: str):
+        if name not in done:
+            root = tmp_path_factory.mktemp(f"recipe-{name}") / "proj"
+            shutil.copytree(trained_template, root, ignore=shutil.ignore_patterns("models", "mlflow.db", "mlartifacts"))
+            raw = params.read_yaml(root / "params.yaml")
+            raw["recipes"][name] = _short(base_params, name)  # the committed recipe, not the tiny one
+            raw["train"]["recipe"] = name
+            write_params(root / "params.yaml", raw)
+            old, saved = os.getcwd(), {k: os.environ.pop(k, None) for k in ("MLFLOW_TRACKING_URI", "PIPELINE_EXECUTOR")}
+            os.chdir(root)
+            try:
+                assert run_stage("train") == 0 and run_stage("evaluate") == 0
+            finally:
+                os.chdir(old)
+                os.environ.update({k: v for k, v in saved.items() if v is not None})
+            done[name] = root
+        return done[name]
+
+    return run
+
+
+@pytest.mark.parametrize("name, net", [("fast", "resnet9"), ("resnet18", "resnet18")])
+def test_each_recipe_trains_one_short_epoch_and_beats_chance(recipe_run, base_params, name, net):
+    root = recipe_run(name)
+    card = fsio.read_json(root / "models" / "model.json")
+    assert card["architecture"] == net
+    assert card["train_params"]["recipe"] == name and card["train_params"]["batch_size"] == BATCH
+    assert card["train_params"]["tta_flip"] == base_params["recipes"][name]["tta_flip"]
+    top1 = fsio.read_json(root / "reports" / "metrics.json")["test"]["top1"]
+    assert top1 > 0.05  # chance is 0.01; measured about 0.2 for both
+    mlflow.set_tracking_uri(tracking.local_store(root)[0])
+    mlflow.set_experiment("cifar100")
+    runs = mlflow.search_runs(filter_string=f"tags.{tracking.MODEL_TAG} != ''", output_format="list")
+    assert len(runs) == 1
+    metrics, logged = runs[0].data.metrics, runs[0].data.params
+    assert metrics["test_top1"] == pytest.approx(top1) and metrics["train_images_per_s"] > 0
+    assert metrics["epoch_images"] == (900 // BATCH) * BATCH and metrics["train_duration_s"] > 0
+    assert logged["train.recipe"] == name and logged["train.model"] == net
+    assert not any(key.startswith("recipes.") for key in logged)  # only the recipe in use, as train.*
+
+
+def test_flip_tta_keeps_the_shape_and_is_at_least_as_accurate(recipe_run):
+    root = recipe_run("fast")
+    card = fsio.read_json(root / "models" / "model.json")
+    cfg = params.parse_as(params.TrainConfig, card["train_params"], "model.json", "train_params")
+    rt = device.resolve(dataclasses.replace(cfg, compile="off"))
+    net = model.build(card["architecture"], card["num_classes"])
+    net.load_state_dict(torch.load(root / "models" / "model.pt", weights_only=True))
+    test = loop.DeviceData.from_arrays(dataset.load_arrays(root / "data" / "processed", "test"), rt.device)
+    norm = loop.Normalizer(card["mean"], card["std"], rt)
+    plain = loop.predict(net, test.x, 128, norm, rt, tta_flip=False)
+    tta = loop.predict(net, test.x, 128, norm, rt, tta_flip=True)
+    assert plain.shape == tta.shape == (len(test.y), 100)
+    assert not torch.allclose(plain, tta)
+    accuracy = lambda logits: (logits.argmax(1) == test.y).float().mean().item()  # noqa: E731
+    assert accuracy(tta) >= accuracy(plain)
+    # What the evaluate stage reported is the TTA figure (the recipe asks for it).
+    assert fsio.read_json(root / "reports" / "metrics.json")["test"]["top1"] == pytest.approx(accuracy(tta))

@@ -1,0 +1,56 @@
+"""The CI workflow parses and has its three jobs, wired as the README says."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict:
+    return YAML(typ="safe", pure=True).load(WORKFLOW.read_text())
+
+
+def steps_text(job: dict) -> str:
+    return "\n".join(str(step.get("run", "")) for step in job["steps"])
+
+
+def test_runs_on_push_and_pull_request(workflow):
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 readers turn `on` into True
+    assert {"push", "pull_request"} <= set(triggers)
+
+
+def test_test_job_runs_the_suite(workflow):
+    job = workflow["jobs"]["test"]
+    assert "if" not in job
+    text = steps_text(job)
+    assert "make install" in text and "make test" in text and ".ci/setup-mlflow2.sh" in text
+
+
+def test_metrics_diff_reports_on_pull_requests_only(workflow):
+    job = workflow["jobs"]["metrics-diff"]
+    assert job["if"] == "github.event_name == 'pull_request'"
+    assert "dvc metrics diff --md" in steps_text(job)
+    assert job["permissions"]["pull-requests"] == "write"
+    assert any(step.get("with", {}).get("fetch-depth") == 0 for step in job["steps"])  # the base branch is there
+
+
+def test_dagshub_mirror_only_with_the_secret_and_never_on_a_command_line(workflow):
+    job = workflow["jobs"]["dagshub-mirror"]
+    assert job["needs"] == "test" and "push" in job["if"]
+    assert job["env"]["DAGSHUB_TOKEN"] == "${{ secrets.DAGSHUB_TOKEN }}"
+    gated = [s for s in job["steps"] if "uses" in s or "git push" in str(s.get("run", ""))]
+    assert gated and all(s.get("if") == "env.DAGSHUB_TOKEN != ''" for s in gated)
+    text = steps_text(job)
+    assert "dagshub.com/$DAGSHUB_OWNER/$DAGSHUB_REPO.git" in text
+    assert "GIT_CONFIG_VALUE_0" in text  # the credential travels as an env-configured header
+
+
+def test_no_secret_is_interpolated_into_a_script(workflow):
+    for name, job in workflow["jobs"].items():
+        for step in job["steps"]:
+            assert "secrets." not in str(step.get("run", "")), f"{name}: pass secrets through env"
