@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     args = ap.parse_args()
     image = _image(args.base_image)
-    overrides = merge(OVERRIDES, {"train": {"epochs": args.epochs}})
+    overrides = merge(OVERRIDES, {"recipes": {"fast": {"epochs": args.epochs}}})
     with tempfile.TemporaryDirectory(dir=ROOT / ".smoke" if (ROOT / ".smoke").is_dir() else None) as tmp:
         local, docker = Path(tmp, "local"), Path(tmp, "docker")
         for d in (local, docker):

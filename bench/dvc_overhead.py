@@ -51,7 +51,7 @@ def main() -> None:
         project = Path(tmp, "project")
         project.mkdir()
         overrides = merge(OVERRIDES, {"data": {"synthetic": {"train_per_class": args.train_per_class}},
-                                      "train": {"epochs": 1}})
+                                      "recipes": {"fast": {"epochs": 1}}})
         make_sandbox(project, overrides)
         empty = Path(tmp, "empty")
         empty.mkdir()

@@ -115,15 +115,25 @@ def save_arrays(root: Path, name: str, arrays: Arrays) -> None:
         np.save(root / f"{name}_{key}.npy", getattr(arrays, key), allow_pickle=False)
 
 
+def _load_npy(path: Path, dtype: str, ndim: int) -> np.ndarray:
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: file not found (run the preprocess stage)") from None
+    except (ValueError, OSError, EOFError) as exc:  # truncated or not .npy at all
+        raise DatasetError(f"{path}: not a readable .npy array ({exc}); rerun the preprocess stage") from None
+    if arr.dtype != np.dtype(dtype) or arr.ndim != ndim:
+        raise DatasetError(f"{path}: expected {dtype} with {ndim} dims, got {arr.dtype} {arr.shape}")
+    return arr
+
+
 def load_arrays(root: str | Path, name: str) -> Arrays:
     """Memory-mapped: nothing is read until a slice is touched."""
-    try:
-        parts = {
-            k: np.load(Path(root) / f"{name}_{k}.npy", mmap_mode="r", allow_pickle=False)
-            for k in ("x", "y", "coarse")
-        }
-    except FileNotFoundError as exc:
-        raise DatasetError(f"{exc.filename}: file not found (run the preprocess stage)") from None
+    spec = {"x": ("uint8", 4), "y": ("int64", 1), "coarse": ("int64", 1)}
+    parts = {k: _load_npy(Path(root) / f"{name}_{k}.npy", *spec[k]) for k in spec}
+    if parts["x"].shape[1:] != IMAGE_SHAPE or not len(parts["x"]) == len(parts["y"]) == len(parts["coarse"]):
+        raise DatasetError(f"{Path(root)}: {name}_x.npy {parts['x'].shape}, {name}_y.npy {parts['y'].shape} "
+                           f"and {name}_coarse.npy {parts['coarse'].shape} do not match")
     return Arrays(**parts)
 
 

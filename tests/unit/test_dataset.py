@@ -80,6 +80,20 @@ def test_missing_processed_files_point_at_the_stage(tmp_path):
         dataset.load_meta(tmp_path)
 
 
+def test_corrupt_or_mismatched_processed_arrays_fail_naming_the_file(tmp_path):
+    x = np.zeros((2, 3, 32, 32), dtype=np.uint8)
+    dataset.save_arrays(tmp_path, "val", Arrays(x, np.array([1, 2]), np.array([0, 0])))
+    (tmp_path / "val_y.npy").write_bytes((tmp_path / "val_y.npy").read_bytes()[:20])
+    with pytest.raises(DatasetError, match=r"val_y\.npy: not a readable \.npy array"):
+        dataset.load_arrays(tmp_path, "val")
+    dataset.save_arrays(tmp_path, "val", Arrays(x, np.array([1, 2, 3]), np.array([0, 0])))
+    with pytest.raises(DatasetError, match="do not match"):
+        dataset.load_arrays(tmp_path, "val")
+    np.save(tmp_path / "val_x.npy", x.astype(np.float32))
+    with pytest.raises(DatasetError, match=r"val_x\.npy: expected uint8 with 4 dims, got float32"):
+        dataset.load_arrays(tmp_path, "val")
+
+
 def test_synthetic_is_deterministic_per_seed_and_in_format():
     a, b = synthetic.generate(TINY), synthetic.generate(TINY)
     np.testing.assert_array_equal(a.train.images, b.train.images)
