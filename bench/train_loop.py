@@ -24,18 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from stages.lib import device, loop, model, params  # noqa: E402
-
-
-class _NoBar:
-    n = 0
-
-    def set_postfix(self, **kwargs):
-        pass
-
-    def update(self, k):
-        self.n += k
 
 
 def bare_epoch(net, opt, x: torch.Tensor, y: torch.Tensor, batch: int, label_smoothing: float) -> None:
@@ -76,7 +67,7 @@ def main() -> None:
     gen = torch.Generator(device=rt.device).manual_seed(0)
 
     def project():
-        loop.train_epoch(models[0], opt, sched, data, cfg, norm, rt, gen, _NoBar())
+        loop.train_epoch(models[0], opt, sched, data, cfg, norm, rt, gen, tqdm(disable=True))
         _sync(rt)
 
     def baseline():

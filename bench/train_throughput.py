@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from stages.lib import dataset, device, loop, model, params, synthetic  # noqa: E402
 
@@ -50,16 +51,6 @@ RESNET18_GFLOP = 3.33
 PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.4), ("H200", 989.4), ("GH200", 989.4),
                     ("A100", 312.0), ("L40S", 362.0), ("L4", 121.0), ("A10G", 70.0))
 MEAN, STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)  # CIFAR-100 train, [0, 1] units
-
-
-class _NoBar:
-    n = 0
-
-    def set_postfix(self, **kwargs):
-        pass
-
-    def update(self, k):
-        self.n += k
 
 
 def cifar_folder(root: Path, archive: Path | None, synthetic_images: int) -> str:
@@ -125,7 +116,7 @@ def project_round(cfg, rt, data, steps: int):
     gen = torch.Generator(device=rt.device).manual_seed(0)
 
     def run() -> None:
-        loop.train_epoch(net, opt, sched, data, cfg, norm, rt, gen, _NoBar())
+        loop.train_epoch(net, opt, sched, data, cfg, norm, rt, gen, tqdm(disable=True))
         _sync(rt)
 
     return run

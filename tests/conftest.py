@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,25 @@ def project(tmp_path, monkeypatch, tiny_raw) -> Path:
     monkeypatch.setenv("PIPELINE_EXECUTOR", "local")
     write_params(tmp_path / "params.yaml", tiny_raw)
     return tmp_path
+
+
+def _daemon_up() -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def base_image() -> str:
+    """$BASE_IMAGE, else the offline base (built once, ~5 min, reused by name). Docker tests
+    skip only where no daemon answers, and never in CI."""
+    if not _daemon_up():
+        if os.environ.get("CI"):
+            pytest.fail("CI must reach a Docker daemon (.ci/start-docker.sh)")
+        pytest.skip("no Docker daemon reachable (start one, e.g. .ci/start-docker.sh)")
+    if os.environ.get("BASE_IMAGE"):
+        return os.environ["BASE_IMAGE"]
+    built = subprocess.run([str(ROOT / "scripts" / "build-offline-base-image.sh")], capture_output=True,
+                           text=True, timeout=1200, check=True)
+    return built.stdout.strip().splitlines()[-1]

@@ -17,26 +17,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 UID = GID = 4321  # not the test's own uid: outputs must belong to whoever invokes `make run`
 
 
-def _daemon_up() -> bool:
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-@pytest.fixture(scope="module")
-def base_image() -> str:
-    if not _daemon_up():
-        if os.environ.get("CI"):
-            pytest.fail("CI must reach a Docker daemon (.ci/start-docker.sh)")
-        pytest.skip("no Docker daemon reachable (start one, e.g. .ci/start-docker.sh)")
-    if os.environ.get("BASE_IMAGE"):
-        return os.environ["BASE_IMAGE"]
-    built = subprocess.run([str(ROOT / "scripts" / "build-offline-base-image.sh")], capture_output=True,
-                           text=True, timeout=1200, check=True)
-    return built.stdout.strip().splitlines()[-1]
-
-
 def make(project: Path, base_image: str, *targets: str, **popen) -> subprocess.CompletedProcess | subprocess.Popen:
     cmd = ["make", "--no-print-directory", "-C", str(project), *targets, f"BASE_IMAGE={base_image}",
            f"HOST_UID={UID}", f"HOST_GID={GID}"]

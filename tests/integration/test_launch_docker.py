@@ -12,25 +12,15 @@ from tests.integration.conftest import run_stage, stage_argv
 pytestmark = pytest.mark.docker
 
 
-def _stage_image() -> str:
-    if subprocess.run(["docker", "info"], capture_output=True).returncode:
-        if os.environ.get("CI"):
-            pytest.fail("CI must reach a Docker daemon (.ci/start-docker.sh)")
-        pytest.skip("no Docker daemon reachable")
-    base = os.environ.get("BASE_IMAGE")
-    if not base:
-        pytest.skip("BASE_IMAGE not set: the stage image is built from it (.ci/run sets it)")
-    done = subprocess.run(["make", "--no-print-directory", "-s", "-C", str(ROOT), f"BASE_IMAGE={base}", "build"],
+@pytest.fixture(scope="module")
+def image(base_image) -> str:
+    """The stage image on `base_image`, built by `make build` if missing."""
+    done = subprocess.run(["make", "--no-print-directory", "-s", "-C", str(ROOT), f"BASE_IMAGE={base_image}", "build"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    tag = subprocess.run(["make", "--no-print-directory", "-s", "-C", str(ROOT), f"BASE_IMAGE={base}",
+    tag = subprocess.run(["make", "--no-print-directory", "-s", "-C", str(ROOT), f"BASE_IMAGE={base_image}",
                           "print-stage-image"], capture_output=True, text=True, check=True)
     return tag.stdout.strip()
-
-
-@pytest.fixture(scope="module")
-def image():
-    return _stage_image()
 
 
 def test_stage_runs_in_a_sibling_container_and_returns_its_exit_code(project, image, monkeypatch, capfd):

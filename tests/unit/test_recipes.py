@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 import torch
+from tqdm import tqdm
 
 from stages.lib import device, distributed, loop, model, params
 from stages.lib.checkpoint import Checkpoint
@@ -149,22 +150,12 @@ class _Recorder(torch.nn.Module):
         return self.head(x.flatten(1))
 
 
-class _NoBar:
-    n = 0
-
-    def set_postfix(self, **kwargs):
-        pass
-
-    def update(self, k):
-        self.n += k
-
-
 def _epoch_batches(cfg, data, group) -> list[torch.Tensor]:
     rt = device.resolve(cfg)
     net = _Recorder()
     opt, sched = loop.build_optimizer(net, cfg, 100)
     gen = torch.Generator().manual_seed(7)
-    loop.train_epoch(net, opt, sched, data, cfg, loop.Normalizer([0.5] * 3, [0.25] * 3, rt), rt, gen, _NoBar(), group)
+    loop.train_epoch(net, opt, sched, data, cfg, loop.Normalizer([0.5] * 3, [0.25] * 3, rt), rt, gen, tqdm(disable=True), group)
     return net.seen
 
 

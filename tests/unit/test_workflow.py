@@ -1,4 +1,4 @@
-"""The CI workflow parses and has its three jobs, wired as the README says."""
+"""The CI workflow parses and has its four jobs, wired as the README says."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -54,3 +54,8 @@ def test_no_secret_is_interpolated_into_a_script(workflow):
     for name, job in workflow["jobs"].items():
         for step in job["steps"]:
             assert "secrets." not in str(step.get("run", "")), f"{name}: pass secrets through env"
+
+
+def test_docker_job_runs_the_ci_entry_point_as_root(workflow):
+    job = workflow["jobs"]["docker"]
+    assert "if" not in job and ".ci/run" in steps_text(job) and "sudo" in steps_text(job)
