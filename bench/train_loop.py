@@ -2,7 +2,7 @@
 
 Measured: images/s of stages.lib.loop.train_epoch (device-resident uint8 data,
 batched crop+flip, per-batch normalisation, SGD-Nesterov, LR schedule, host
-sync every `log_every` steps) against a bare loop on the same model, batch,
+sync every `log_every` steps) against a bare loop on the same network, batch,
 optimizer and device that indexes a pre-normalised float tensor and does
 forward/backward/step with no augmentation and a `.item()` never. Same
 process; one warm-up epoch each, then `--repeats` timed epochs in turns; the
@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +26,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from bench._common import alternating_best  # noqa: E402
 from stages.lib import device, loop, model, params  # noqa: E402
 
 
@@ -60,31 +60,26 @@ def main() -> None:
                            torch.randint(0, 100, (args.images,), device=rt.device))
     norm = loop.Normalizer([0.5] * 3, [0.25] * 3, rt)
     x_float = norm(data.x)  # the baseline's input: already normalised, no augmentation
-    nets = [model.build(args.model, 100).to(rt.device, memory_format=rt.memory_format) for _ in range(2)]
+    # One network and optimizer for both, in turns: two separately trained copies drift
+    # apart in weights and learning rate, and with them in kernel speed on CPU.
+    net = model.build(args.model, 100).to(rt.device, memory_format=rt.memory_format)
     steps = loop.steps_per_epoch(args.images, args.batch_size) * cfg.epochs
-    opt, sched = loop.build_optimizer(nets[0], cfg, steps)
-    base_opt, _ = loop.build_optimizer(nets[1], cfg, steps)
-    models = [torch.compile(n) if rt.compile else n for n in nets]
+    opt, sched = loop.build_optimizer(net, cfg, steps)
+    net = torch.compile(net) if rt.compile else net
     gen = torch.Generator(device=rt.device).manual_seed(0)
 
     def project():
-        loop.train_epoch(models[0], opt, sched, data, cfg, norm, rt, gen, tqdm(disable=True))
+        loop.train_epoch(net, opt, sched, data, cfg, norm, rt, gen, tqdm(disable=True))
         _sync(rt)
 
     def baseline():
-        bare_epoch(models[1], base_opt, x_float, data.y, args.batch_size, cfg.label_smoothing)
+        bare_epoch(net, opt, x_float, data.y, args.batch_size, cfg.label_smoothing)
         _sync(rt)
 
-    times = {"project": [], "baseline": []}
-    for i in range(args.repeats + 1):
-        for name, fn in (("project", project), ("baseline", baseline)):
-            start = time.perf_counter()
-            fn()
-            if i:  # the first round warms up kernels and caches
-                times[name].append(time.perf_counter() - start)
+    project(), baseline()  # warm-up: kernels, allocator and caches
+    project_s, baseline_s = alternating_best(project, baseline, args.repeats)
     seen = loop.steps_per_epoch(args.images, args.batch_size) * args.batch_size
-    project_ips = seen / min(times["project"])
-    baseline_ips = seen / min(times["baseline"])
+    project_ips, baseline_ips = seen / project_s, seen / baseline_s
     print(json.dumps({"bench": "train_loop", "device": str(rt.device), "model": args.model,
                       "batch_size": args.batch_size, "project_img_s": round(project_ips, 1),
                       "baseline_img_s": round(baseline_ips, 1), "ratio": round(project_ips / baseline_ips, 3)}))
