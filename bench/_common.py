@@ -24,3 +24,11 @@ def alternating_best(a: Callable[[], object], b: Callable[[], object], repeats: 
         ta.append(timed(a))
         tb.append(timed(b))
     return min(ta), min(tb)
+
+
+def sync(device) -> None:
+    """Wait for queued GPU work, so a timing covers it (a no-op on CPU)."""
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)

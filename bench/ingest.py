@@ -48,7 +48,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         archive = args.archive or generated_archive(work)
-        md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+        with open(archive, "rb") as f:
+            md5 = hashlib.file_digest(f, "md5").hexdigest()
         raw = merge(params.read_yaml(ROOT / "params.yaml"),
                     {"data": {"source": "archive", "archive": {"path": str(archive.resolve()), "md5": md5}},
                      "validate": {"max_train_test_duplicates": 10}})

@@ -26,7 +26,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from bench._common import alternating_best  # noqa: E402
+from bench._common import alternating_best, sync  # noqa: E402
 from stages.lib import device, loop, model, params  # noqa: E402
 
 
@@ -38,11 +38,6 @@ def bare_epoch(net, opt, x: torch.Tensor, y: torch.Tensor, batch: int, label_smo
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-
-
-def _sync(rt):
-    if rt.device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def main() -> None:
@@ -70,11 +65,11 @@ def main() -> None:
 
     def project():
         loop.train_epoch(net, opt, sched, data, cfg, norm, rt, gen, tqdm(disable=True))
-        _sync(rt)
+        sync(rt.device)
 
     def baseline():
         bare_epoch(net, opt, x_float, data.y, args.batch_size, cfg.label_smoothing)
-        _sync(rt)
+        sync(rt.device)
 
     project(), baseline()  # warm-up: kernels, allocator and caches
     project_s, baseline_s = alternating_best(project, baseline, args.repeats)

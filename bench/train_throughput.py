@@ -10,7 +10,7 @@ channels_last and torch.compile choice:
   RandomCrop(32, padding=4), RandomHorizontalFlip, ToTensor, Normalize, and a DataLoader
   with --workers worker processes (pinned memory and non-blocking copies on CUDA).
 Both run --steps optimizer steps per round; rounds alternate (--repeats, after one
-warm-up round each, which also absorbs torch.compile) and the median counts.
+warm-up round each, which also absorbs torch.compile) and the fastest of each counts.
 
 Data: a cifar-100-python folder unpacked from --archive (the real CIFAR-100; default
 /work/shared/cifar100/cifar-100-python.tar.gz when present), else written from the
@@ -30,11 +30,9 @@ import argparse
 import dataclasses
 import json
 import os
-import statistics
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +42,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from bench._common import alternating_best, sync  # noqa: E402
 from stages.lib import dataset, device, loop, model, params, synthetic  # noqa: E402
 
 REAL_ARCHIVE = Path("/work/shared/cifar100/cifar-100-python.tar.gz")
@@ -96,11 +95,6 @@ def peak_tflops(rt) -> float | None:
     return next((peak for key, peak in PEAK_BF16_TFLOPS if key in name), None)
 
 
-def _sync(rt) -> None:
-    if rt.device.type == "cuda":
-        torch.cuda.synchronize(rt.device)
-
-
 def _setup(cfg, rt, total_steps: int):
     """A fresh net (same init every time), wrapped as training runs it, with its optimizer."""
     torch.manual_seed(cfg.seed)
@@ -109,15 +103,15 @@ def _setup(cfg, rt, total_steps: int):
     return (torch.compile(net) if rt.compile else net), opt, sched
 
 
-def project_round(cfg, rt, data, steps: int):
-    """train_epoch over exactly `steps` batches of device-resident images."""
+def project_round(cfg, rt, data):
+    """train_epoch over `data`, sized to exactly --steps batches, resident on the device."""
     net, opt, sched = _setup(cfg, rt, 10**6)
     norm = loop.Normalizer(list(MEAN), list(STD), rt)
     gen = torch.Generator(device=rt.device).manual_seed(0)
 
     def run() -> None:
         loop.train_epoch(net, opt, sched, data, cfg, norm, rt, gen, tqdm(disable=True))
-        _sync(rt)
+        sync(rt.device)
 
     return run
 
@@ -149,7 +143,7 @@ def baseline_round(cfg, rt, ds, steps: int, workers: int):
             loss.backward()
             opt.step()
             sched.step()
-        _sync(rt)
+        sync(rt.device)
 
     return run
 
@@ -181,17 +175,11 @@ def main() -> None:
         images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # the same uint8 images, NCHW
         pick = torch.arange(n) % len(images)
         data = loop.DeviceData(images[pick].to(rt.device), torch.tensor(ds.targets)[pick].to(rt.device))
-        project = project_round(cfg, rt, data, args.steps)
+        project = project_round(cfg, rt, data)
         baseline = baseline_round(cfg, rt, ds, args.steps, args.workers)
-        times: dict[str, list[float]] = {"project": [], "baseline": []}
-        for i in range(args.repeats + 1):
-            for name, fn in (("project", project), ("baseline", baseline)):
-                start = time.perf_counter()
-                fn()
-                if i:  # round 0 warms up: compile, cuDNN autotuning, worker start-up
-                    times[name].append(time.perf_counter() - start)
-                print(f"{name:8s} round {i}: {n / (time.perf_counter() - start):10.1f} img/s", file=sys.stderr)
-    project_ips, baseline_ips = (n / statistics.median(times[k]) for k in ("project", "baseline"))
+        project(), baseline()  # warm-up: torch.compile, cuDNN autotuning, worker start-up
+        project_s, baseline_s = alternating_best(project, baseline, args.repeats)
+    project_ips, baseline_ips = n / project_s, n / baseline_s
     gflop, peak = gflop_per_image(args.model), peak_tflops(rt)
     tflops = project_ips * gflop / 1e3
     name = torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"

@@ -57,7 +57,8 @@ def overrides(args: argparse.Namespace, base: dict) -> dict:
     """What the scratch params.yaml changes: data source, sizes, and the experiment."""
     over: dict = {"mlflow": {"experiment": EXPERIMENT}, "recipes": {}}
     if args.archive:
-        md5 = hashlib.md5(args.archive.read_bytes()).hexdigest()
+        with open(args.archive, "rb") as f:
+            md5 = hashlib.file_digest(f, "md5").hexdigest()
         over["data"] = {"source": "archive", "archive": {"path": str(args.archive.resolve()), "md5": md5}}
     elif args.tiny:
         over["data"] = {"source": "synthetic", "synthetic": {"train_per_class": args.synthetic_per_class,

@@ -47,8 +47,11 @@ def _unpack(archive: Path, md5: str, key: str, dest: Path, name: str | None = No
                 tar.extractall(dest, filter="data")
         except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
             problem = exc
-        actual = digest.result()
-    name = name or str(archive)  # a download is named by its URL, not its scratch path
+        name = name or str(archive)  # a download is named by its URL, not its scratch path
+        try:
+            actual = digest.result()
+        except OSError as exc:
+            raise IngestError(f"{name}: cannot be read: {exc.strerror or exc}") from None
     if actual != md5:
         raise IngestError(f"{name}: md5 is {actual}, expected {md5} (params.yaml {key}.md5)")
     if problem is not None:

@@ -60,14 +60,13 @@ def _save_model(net, meta: dict, cfg: params.TrainConfig, out: Path) -> str:
     return hashlib.sha256(buf.getvalue()).hexdigest()
 
 
-def _tracked(cfg: params.Params, fit, net, meta: dict, tags: dict, ckpt, out: dict[str, Path],
-             began: float) -> list[dict]:
+def _tracked(cfg: params.Params, resolved: params.TrainConfig, fit, net, meta: dict, tags: dict, ckpt,
+             out: dict[str, Path], began: float) -> list[dict]:
     """Run `fit` inside the run's MLflow run, then write the model and history (rank 0 only)."""
     import mlflow
 
     from stages.lib import tracking
 
-    resolved = params.train_config(cfg)
     tracking.configure(cfg.mlflow.experiment)
     tags = {**tracking.provenance([str(out["data"])]), **tags}
     epochs: list[dict] = []  # timings of the epochs this process ran
@@ -118,7 +117,7 @@ def train(cfg: params.Params, data_dir: Path, model_dir: Path, history_path: Pat
             return []
         out = {"data": data_dir, "model": model_dir, "history": history_path}
         tags = {**device.describe(rt), "world_size": str(group.world)}  # processes that trained it
-        history = _tracked(cfg, fit, net, meta, tags, ckpt, out, began)
+        history = _tracked(cfg, resolved, fit, net, meta, tags, ckpt, out, began)
     ckpt.clear()
     return history
 

@@ -80,7 +80,11 @@ def relaunch(processes: int, module: str, argv: Sequence[str]) -> int:
         return proc.wait()
     except BaseException:  # Ctrl-C: torchrun stops its workers on SIGTERM, then exits
         proc.terminate()
-        proc.wait(timeout=120)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:  # never leave torchrun and its GPU workers behind
+            proc.kill()
+            proc.wait()
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -36,8 +36,8 @@ class Ema:
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         ema_f, live_f, ema_i, live_i = self._tensors(net)
         torch._foreach_lerp_(ema_f, live_f, 1 - decay)
-        for a, b in zip(ema_i, live_i):  # BatchNorm's num_batches_tracked
-            a.copy_(b)
+        if ema_i:  # BatchNorm's num_batches_tracked, in one fused copy
+            torch._foreach_copy_(ema_i, live_i)
         self.updates += 1
 
     def state_dict(self) -> dict:

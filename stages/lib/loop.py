@@ -130,7 +130,7 @@ def train_epoch(model: nn.Module, opt, sched, data: DeviceData, cfg: TrainConfig
             ema.update(_unwrap(model))
         loss_sum += loss.detach() * len(yb)
         correct += (logits.argmax(1) == yb).sum()
-        if (step + 1) % cfg.log_every == 0 or step + 1 == steps:
+        if group.main and ((step + 1) % cfg.log_every == 0 or step + 1 == steps):  # other ranks never sync
             seen = (step + 1) * len(yb)  # .item() below is the only host sync; this rank's figures
             bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}", refresh=False)
             bar.update((step + 1) * batch - bar.n)

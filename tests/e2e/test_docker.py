@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from scripts.smoke import merge
-from tests.conftest import ROOT
 from tests.e2e.conftest import E2E, dvc, ran, sandbox
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

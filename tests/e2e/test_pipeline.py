@@ -59,6 +59,18 @@ def test_second_repro_runs_nothing(repo):
     assert (root / "dvc.lock").read_text() == lock
 
 
+def test_editing_the_recipe_not_selected_reruns_nothing(repo):
+    root, _ = repo
+    raw = params.read_yaml(root / "params.yaml")
+    assert raw["train"]["recipe"] == "fast"
+    raw["recipes"]["resnet18"]["epochs"] += 1
+    write_params(root / "params.yaml", raw)
+    lock = (root / "dvc.lock").read_text()
+    again = dvc(root, "repro")
+    assert ran(again.stdout) == [] and (root / "dvc.lock").read_text() == lock
+    assert "recipes.resnet18" not in lock and "recipes.fast" in lock
+
+
 def test_a_train_param_reruns_only_train_and_after(repo):
     root, _ = repo
     before = _lock(root)
@@ -72,7 +84,7 @@ def test_a_train_param_reruns_only_train_and_after(repo):
         assert f"Stage '{name}' didn't change, skipping" in out
     after = _lock(root)
     assert all(after[name] == before[name] for name in ("ingest", "validate", "preprocess"))
-    assert after["train"]["params"]["params.yaml"]["recipes"]["fast"]["epochs"] == 2
+    assert after["train"]["params"]["params.yaml"]["recipes.fast"]["epochs"] == 2
     assert after["train"]["outs"] != before["train"]["outs"]  # new weights
     decision = json.loads((root / "reports" / "registry.json").read_text())
     assert decision["version"] == 2 and decision["new_version"] and "challenger" in decision["aliases"]
