@@ -19,16 +19,24 @@ GRACE_S = 25  # how long the group gets to stop its containers before it is kill
 
 
 def supervise(cmd: list[str]) -> int:
-    child = subprocess.Popen(cmd, start_new_session=True)
     deadline: list[float] = []  # set by the first signal: when the group gets SIGKILL
+    group: list[int] = []  # the child's process group, once it exists
 
     def forward(signum, frame):
         deadline.append(time.monotonic() + GRACE_S)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGINT)
+        for pgid in group:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGINT)
 
+    # Handlers go in before the child starts: exec resets handled signals to their
+    # defaults, whereas a SIGINT this process inherited as ignored (a shell's `cmd &`)
+    # would stay ignored in the child and the forwarded Ctrl-C would do nothing.
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
+    child = subprocess.Popen(cmd, start_new_session=True)
+    group.append(child.pid)
+    if deadline:  # a signal came while the child was starting
+        forward(signal.SIGINT, None)
     while True:
         try:
             return child.wait(timeout=1)
@@ -36,7 +44,6 @@ def supervise(cmd: list[str]) -> int:
             if deadline and time.monotonic() > deadline[0]:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(child.pid, signal.SIGKILL)
-
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
