@@ -45,6 +45,7 @@ def supervise(cmd: list[str]) -> int:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(child.pid, signal.SIGKILL)
 
+
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         print("usage: python -m stages.lib.supervise CMD [ARGS...]", file=sys.stderr)
