@@ -68,7 +68,7 @@ def _logits(model_dir: Path, data_dir: Path, cfg: params.EvaluateParams) -> np.n
     from stages.lib import device, loop, model
 
     card = fsio.read_json(model_dir / "model.json")
-    # The model card's resolved train config decides device, precision and flip-TTA;
+    # The model card's resolved train config decides device, precision and the TTA views;
     # evaluation runs eagerly (one pass does not repay compiling).
     trained = params.parse_as(params.TrainConfig, card["train_params"], str(model_dir / "model.json"), "train_params")
     rt = device.resolve(dataclasses.replace(trained, compile="off"))
@@ -76,7 +76,7 @@ def _logits(model_dir: Path, data_dir: Path, cfg: params.EvaluateParams) -> np.n
     net.load_state_dict(torch.load(model_dir / "model.pt", map_location=rt.device, weights_only=True))
     test = loop.DeviceData.from_arrays(load_arrays(data_dir, "test"), rt.device)
     norm = loop.Normalizer(card["mean"], card["std"], rt)
-    return loop.predict(net, test.x, cfg.batch_size, norm, rt, trained.tta_flip).cpu().numpy()
+    return loop.predict(net, test.x, cfg.batch_size, norm, rt, trained.tta_flip, trained.tta_translate).cpu().numpy()
 
 
 def evaluate(cfg: params.Params, model_dir: Path, data_dir: Path, out: dict[str, Path]) -> dict:

@@ -1,7 +1,8 @@
 """Batched augmentation on the device holding the batch: no PIL, no per-image Python.
 
-Both functions take and return uint8 (B, 3, H, W); randomness comes only from
-the explicit generator, so a seed fixes every crop and flip.
+The training functions take and return uint8 (B, 3, H, W); randomness comes
+only from the explicit generator, so a seed fixes every crop and flip.
+`tta_views` makes the fixed test-time views of a normalised float batch.
 """
 from __future__ import annotations
 
@@ -33,3 +34,19 @@ def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 def augment(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
     x = random_crop(x, pad, gen)
     return random_flip(x, gen) if flip else x
+
+
+def tta_views(x: torch.Tensor, flip: bool, shift: int) -> list[list[torch.Tensor]]:
+    """Test-time views of float (B, 3, H, W), in groups whose mean logits are averaged.
+
+    Group 1 is the image (and its mirror, with `flip`); with `shift`, group 2 is the
+    image moved by `shift` px up-left and down-right over reflect padding (each
+    with its mirror): airbench's tta_level 2, where both groups weigh 1/2.
+    """
+    groups = [[x, x.flip(3)] if flip else [x]]
+    if shift:
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (shift, shift, shift, shift), mode="reflect")
+        moved = [padded[..., : h, : w], padded[..., 2 * shift :, 2 * shift :]]
+        groups.append([v for m in moved for v in ([m, m.flip(3)] if flip else [m])])
+    return groups

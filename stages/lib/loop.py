@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stages.lib.augment import augment
+from stages.lib.augment import augment, tta_views
 from stages.lib.checkpoint import Checkpoint
 from stages.lib.dataset import Arrays
 from stages.lib.device import Runtime
@@ -85,17 +85,17 @@ def global_batch(n: int, cfg: TrainConfig, group: Group) -> int:
     return min(cfg.batch_size, n - n % group.world)
 
 
-def predict(net: nn.Module, x: torch.Tensor, batch_size: int, norm: Normalizer, rt: Runtime, tta_flip: bool) -> torch.Tensor:
-    """float32 logits (N, classes); with tta_flip, the mean over each image and its mirror."""
+def predict(net: nn.Module, x: torch.Tensor, batch_size: int, norm: Normalizer, rt: Runtime, tta_flip: bool,
+            tta_translate: int = 0) -> torch.Tensor:
+    """float32 logits (N, classes), averaged over the test-time views of `tta_views`."""
     net.eval()
     outs = []
     with torch.inference_mode(), rt.autocast():
         for start in range(0, len(x), batch_size):
-            xb = norm(x[start : start + batch_size])
-            out = net(xb).float()
-            if tta_flip:
-                out = (out + net(xb.flip(3)).float()) / 2
-            outs.append(out)
+            groups = tta_views(norm(x[start : start + batch_size]), tta_flip, tta_translate)
+            means = [torch.stack([net(v.contiguous(memory_format=norm.memory_format)).float() for v in g]).mean(0)
+                     for g in groups]
+            outs.append(torch.stack(means).mean(0))
     return torch.cat(outs) if outs else torch.empty(0)
 
 
@@ -189,7 +189,8 @@ def fit(net: nn.Module, train: DeviceData, val: DeviceData, cfg: TrainConfig, no
             continue
         if len(val.y):  # val_fraction may be 0
             judged = ema.module if ema else net
-            row["val_loss"], row["val_acc"] = score(predict(judged, val.x, 1024, norm, rt, cfg.tta_flip), val.y)
+            logits = predict(judged, val.x, 1024, norm, rt, cfg.tta_flip, cfg.tta_translate)
+            row["val_loss"], row["val_acc"] = score(logits, val.y)
         history.append(row)
         ckpt.save(epoch + 1, net, opt, sched, history, ema)
         images = steps * batch  # over all processes

@@ -88,6 +88,7 @@ class RecipeParams:
     augment: AugmentParams
     ema: float = rule(ge=0, lt=1)  # per-step decay of an exponential moving average of the weights; 0 = off
     tta_flip: bool  # evaluate on each image and its mirror, averaging the logits
+    tta_translate: int = rule(ge=0, le=4)  # also on copies shifted by this many px (airbench's tta_level 2); 0 = off
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from stages.lib.augment import augment, random_crop, random_flip
+from stages.lib.augment import augment, random_crop, random_flip, tta_views
 
 
 def _gen(seed=0):
@@ -72,3 +72,22 @@ def test_augment_does_not_touch_its_input():
     before = x.clone()
     augment(x, 4, True, _gen(1))
     assert torch.equal(x, before)
+
+
+@pytest.mark.parametrize("flip, shift, sizes", [(False, 0, [1]), (True, 0, [2]), (False, 1, [1, 2]), (True, 2, [2, 4])])
+def test_tta_views_come_in_groups_of_the_batch_shape(flip, shift, sizes):
+    x = torch.randn(3, 3, 32, 32)
+    groups = tta_views(x, flip, shift)
+    assert [len(g) for g in groups] == sizes
+    assert all(v.shape == x.shape for g in groups for v in g)
+    assert torch.equal(groups[0][0], x)
+    if flip:
+        assert torch.equal(groups[0][1], x.flip(3))
+
+
+def test_tta_translate_moves_the_image_both_ways_over_reflect_padding():
+    x = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).view(2, 3, 32, 32)
+    left_up, right_down = tta_views(x, flip=False, shift=2)[1]
+    assert torch.equal(left_up[..., 2:, 2:], x[..., :30, :30])  # content moved 2 px down and right
+    assert torch.equal(right_down[..., :30, :30], x[..., 2:, 2:])
+    assert torch.equal(left_up[..., 0, 2:], x[..., 2, :30])  # the border row is the reflected row 2

@@ -71,6 +71,8 @@ def test_bad_batch_size_is_rejected(raw, value, expected):
 @pytest.mark.parametrize("key, value, expected", [
     ("ema", 1.0, "recipes.fast.ema must be < 1, got 1.0"),
     ("tta_flip", "yes", "recipes.fast.tta_flip must be bool, got 'yes'"),
+    ("tta_translate", 5, "recipes.fast.tta_translate must be <= 4, got 5"),
+    ("tta_translate", -1, "recipes.fast.tta_translate must be >= 0, got -1"),
 ])
 def test_recipe_extras_are_checked(raw, key, value, expected):
     raw["recipes"]["fast"][key] = value
