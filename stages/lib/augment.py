@@ -43,10 +43,12 @@ def tta_views(x: torch.Tensor, flip: bool, shift: int) -> list[list[torch.Tensor
     image moved by `shift` px up-left and down-right over reflect padding (each
     with its mirror): airbench's tta_level 2, where both groups weigh 1/2.
     """
-    groups = [[x, x.flip(3)] if flip else [x]]
+    def with_mirror(v: torch.Tensor) -> list[torch.Tensor]:
+        return [v, v.flip(3)] if flip else [v]
+
+    groups = [with_mirror(x)]
     if shift:
         h, w = x.shape[-2:]
         padded = F.pad(x, (shift, shift, shift, shift), mode="reflect")
-        moved = [padded[..., : h, : w], padded[..., 2 * shift :, 2 * shift :]]
-        groups.append([v for m in moved for v in ([m, m.flip(3)] if flip else [m])])
+        groups.append(with_mirror(padded[..., :h, :w]) + with_mirror(padded[..., 2 * shift :, 2 * shift :]))
     return groups
