@@ -6,7 +6,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | sha256sum | cut -c1-12)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run-local smoke test ui bench clean
+.PHONY: help install run-local smoke test lint format ui bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -33,6 +33,14 @@ endif
 
 test: $(STAMP) ## run the test suite with coverage
 	$(PY) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff lint + format check (pyproject.toml); exits non-zero on any finding
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 ui: $(STAMP) ## serve the MLflow UI for the project's local store on http://127.0.0.1:5000
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000
@@ -62,7 +70,7 @@ export HOST_UID := $(shell id -u)
 export HOST_GID := $(shell id -g)
 export DOCKER_GID := $(shell stat -c %g $(DOCKER_SOCK) 2>/dev/null || echo 0)
 RUNNER := $(COMPOSE) run --rm dvc-runner
-SUPERVISED := python -m stages.lib.supervise  # PID 1 that relays Ctrl-C to dvc and the launcher
+SUPERVISED := python -m runner.supervise  # PID 1 that relays Ctrl-C to dvc and the launcher
 .PHONY: build run stage shell up down
 
 build: ## build the stage and dvc-runner images if missing (BASE_IMAGE=... to choose the base)

@@ -1,9 +1,10 @@
 """Timing helpers shared by the bench scripts."""
+
 from __future__ import annotations
 
 import subprocess
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def timed(fn: Callable[[], object]) -> float:

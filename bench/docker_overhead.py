@@ -10,6 +10,7 @@ Measured, on a live Docker engine with the images built (`make build`):
    synthetic sandbox, fresh sandbox each, one run each; per-stage difference.
 Prints one JSON line with both and their ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,13 +24,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import alternating_best, run, timed  # noqa: E402
-from scripts.smoke import OVERRIDES, make_sandbox, merge  # noqa: E402
+from bench._common import alternating_best, run, timed
+from scripts.sandbox import SMOKE_OVERRIDES, make_sandbox, merge
 
 
 def _image(base: str) -> str:
-    out = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(ROOT), f"BASE_IMAGE={base}",
-                          "print-stage-image"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["make", "-s", "--no-print-directory", "-C", str(ROOT), f"BASE_IMAGE={base}", "print-stage-image"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.strip()
 
 
@@ -40,16 +45,33 @@ def _env(**extra) -> dict:
 
 
 def launch_overhead(project: Path, base: str, image: str, repeats: int) -> dict:
-    validate = [sys.executable, "-m", "stages", "validate", "--params", "params.yaml",
-                "--raw", "data/raw", "--report", "reports/validate.json"]
+    validate = [
+        sys.executable,
+        "-m",
+        "stages",
+        "validate",
+        "--params",
+        "params.yaml",
+        "--raw",
+        "data/raw",
+        "--report",
+        "reports/validate.json",
+    ]
     docker_s, local_s = alternating_best(
         lambda: run(validate, project, _env(PIPELINE_EXECUTOR="docker", PIPELINE_IMAGE=image)),
-        lambda: run(validate, project, _env(PIPELINE_EXECUTOR="local")), repeats)
-    floor_s = min(timed(lambda: run(["docker", "run", "--rm", "--network", "host", base, "true"]))
-                  for _ in range(repeats))
-    return {"stage_docker_s": round(docker_s, 3), "stage_local_s": round(local_s, 3),
-            "launch_overhead_s": round(docker_s - local_s, 3), "docker_run_true_s": round(floor_s, 3),
-            "overhead_vs_docker_floor": round((docker_s - local_s) / floor_s, 3)}
+        lambda: run(validate, project, _env(PIPELINE_EXECUTOR="local")),
+        repeats,
+    )
+    floor_s = min(
+        timed(lambda: run(["docker", "run", "--rm", "--network", "host", base, "true"])) for _ in range(repeats)
+    )
+    return {
+        "stage_docker_s": round(docker_s, 3),
+        "stage_local_s": round(local_s, 3),
+        "launch_overhead_s": round(docker_s - local_s, 3),
+        "docker_run_true_s": round(floor_s, 3),
+        "overhead_vs_docker_floor": round((docker_s - local_s) / floor_s, 3),
+    }
 
 
 def main() -> None:
@@ -59,7 +81,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     args = ap.parse_args()
     image = _image(args.base_image)
-    overrides = merge(OVERRIDES, {"recipes": {"fast": {"epochs": args.epochs}}})
+    overrides = merge(SMOKE_OVERRIDES, {"recipes": {"fast": {"epochs": args.epochs}}})
     with tempfile.TemporaryDirectory(dir=ROOT / ".smoke" if (ROOT / ".smoke").is_dir() else None) as tmp:
         local, docker = Path(tmp, "local"), Path(tmp, "docker")
         for d in (local, docker):
@@ -68,9 +90,15 @@ def main() -> None:
         local_s = timed(lambda: run([sys.executable, "-m", "dvc", "repro"], local, _env(PIPELINE_EXECUTOR="local")))
         docker_s = timed(lambda: run(["make", "-C", str(docker), "run", f"BASE_IMAGE={args.base_image}"], None, _env()))
         figures = launch_overhead(local, args.base_image, image, args.repeats)
-    figures.update({"bench": "docker_overhead", "pipeline_local_s": round(local_s, 2),
-                    "pipeline_docker_s": round(docker_s, 2), "pipeline_ratio": round(docker_s / local_s, 3),
-                    "per_stage_extra_s": round((docker_s - local_s) / 6, 3)})
+    figures.update(
+        {
+            "bench": "docker_overhead",
+            "pipeline_local_s": round(local_s, 2),
+            "pipeline_docker_s": round(docker_s, 2),
+            "pipeline_ratio": round(docker_s / local_s, 3),
+            "per_stage_extra_s": round((docker_s - local_s) / 6, 3),
+        }
+    )
     print(json.dumps(figures))
 
 

@@ -9,6 +9,7 @@ A no-op starts no stage, so what it costs is DVC reading dvc.yaml, params and
 the lock and checking the hashes of every dep and out (from its state cache).
 Prints one JSON line: project_noop_s, empty_noop_s, ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import alternating_best, run  # noqa: E402
-from scripts.smoke import OVERRIDES, make_sandbox, merge  # noqa: E402
+from bench._common import alternating_best, run
+from scripts.sandbox import SMOKE_OVERRIDES, make_sandbox, merge
 
 DVC = [sys.executable, "-m", "dvc"]
 
@@ -50,8 +51,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp, "project")
         project.mkdir()
-        overrides = merge(OVERRIDES, {"data": {"synthetic": {"train_per_class": args.train_per_class}},
-                                      "recipes": {"fast": {"epochs": 1}}})
+        overrides = merge(
+            SMOKE_OVERRIDES,
+            {"data": {"synthetic": {"train_per_class": args.train_per_class}}, "recipes": {"fast": {"epochs": 1}}},
+        )
         make_sandbox(project, overrides)
         empty = Path(tmp, "empty")
         empty.mkdir()
@@ -59,11 +62,21 @@ def main() -> None:
         for repo in (project, empty):
             run([*DVC, "repro"], repo, env)
         project_s, empty_s = alternating_best(
-            lambda: run([*DVC, "repro"], project, env), lambda: run([*DVC, "repro"], empty, env), args.repeats)
+            lambda: run([*DVC, "repro"], project, env), lambda: run([*DVC, "repro"], empty, env), args.repeats
+        )
     print(f"no-op dvc repro: project {project_s:.2f} s, empty 6-stage pipeline {empty_s:.2f} s", file=sys.stderr)
-    print(json.dumps({"bench": "dvc_overhead", "project_noop_s": round(project_s, 3),
-                      "empty_noop_s": round(empty_s, 3), "ratio": round(project_s / empty_s, 3),
-                      "repeats": args.repeats, "train_per_class": args.train_per_class}))
+    print(
+        json.dumps(
+            {
+                "bench": "dvc_overhead",
+                "project_noop_s": round(project_s, 3),
+                "empty_noop_s": round(empty_s, 3),
+                "ratio": round(project_s / empty_s, 3),
+                "repeats": args.repeats,
+                "train_per_class": args.train_per_class,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ one. Ingest verifies the md5 and unpacks; preprocess reads the pickles, splits
 and writes uint8 .npy arrays, so it does strictly more than tar.
 Prints one JSON line: stages_s, tar_s, ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import alternating_best, run  # noqa: E402
-from scripts.smoke import merge  # noqa: E402
-from stages.lib import dataset, params, synthetic  # noqa: E402
+from bench._common import alternating_best, run
+from scripts.sandbox import merge
+from stages.lib import dataset, params, synthetic
 
 REAL = ROOT.parent / "shared" / "cifar100" / "cifar-100-python.tar.gz"
 
@@ -50,9 +51,13 @@ def main() -> None:
         archive = args.archive or generated_archive(work)
         with open(archive, "rb") as f:
             md5 = hashlib.file_digest(f, "md5").hexdigest()
-        raw = merge(params.read_yaml(ROOT / "params.yaml"),
-                    {"data": {"source": "archive", "archive": {"path": str(archive.resolve()), "md5": md5}},
-                     "validate": {"max_train_test_duplicates": 10}})
+        raw = merge(
+            params.read_yaml(ROOT / "params.yaml"),
+            {
+                "data": {"source": "archive", "archive": {"path": str(archive.resolve()), "md5": md5}},
+                "validate": {"max_train_test_duplicates": 10},
+            },
+        )
         from ruamel.yaml import YAML
 
         with open(work / "params.yaml", "w") as f:
@@ -64,7 +69,11 @@ def main() -> None:
 
         def stages():
             run([*stage, "ingest", "--params", "params.yaml", "--out", "data/raw"], work, env)
-            run([*stage, "preprocess", "--params", "params.yaml", "--raw", "data/raw", "--out", "data/processed"], work, env)
+            run(
+                [*stage, "preprocess", "--params", "params.yaml", "--raw", "data/raw", "--out", "data/processed"],
+                work,
+                env,
+            )
 
         def untar():
             shutil.rmtree(work / "tar")
@@ -73,8 +82,17 @@ def main() -> None:
 
         stages_s, tar_s = alternating_best(stages, untar, args.repeats)
     print(f"ingest+preprocess {stages_s:.2f} s, tar xzf {tar_s:.2f} s ({archive})", file=sys.stderr)
-    print(json.dumps({"bench": "ingest", "archive_mb": round(size_mb, 1),
-                      "stages_s": round(stages_s, 3), "tar_s": round(tar_s, 3), "ratio": round(stages_s / tar_s, 3)}))
+    print(
+        json.dumps(
+            {
+                "bench": "ingest",
+                "archive_mb": round(size_mb, 1),
+                "stages_s": round(stages_s, 3),
+                "tar_s": round(tar_s, 3),
+                "ratio": round(stages_s / tar_s, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

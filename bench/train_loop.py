@@ -11,6 +11,7 @@ machine only ever adds time (medians of 3 swung the ratio 0.82-1.08 here).
 Data: random uint8 images (throughput does not depend on content).
 Prints one JSON line: project_img_s, baseline_img_s, ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,12 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
 
-from bench._common import alternating_best, sync  # noqa: E402
-from stages.lib import device, loop, model, params  # noqa: E402
+from bench._common import alternating_best, sync
+from stages.lib import device, loop, model, params
 
 
 def bare_epoch(net, opt, x: torch.Tensor, y: torch.Tensor, batch: int, label_smoothing: float) -> None:
@@ -51,8 +52,10 @@ def main() -> None:
     cfg = dataclasses.replace(cfg, model=args.model, batch_size=args.batch_size, epochs=args.repeats + 1)
     rt = device.resolve(cfg)
     torch.manual_seed(0)
-    data = loop.DeviceData(torch.randint(0, 256, (args.images, 3, 32, 32), dtype=torch.uint8, device=rt.device),
-                           torch.randint(0, 100, (args.images,), device=rt.device))
+    data = loop.DeviceData(
+        torch.randint(0, 256, (args.images, 3, 32, 32), dtype=torch.uint8, device=rt.device),
+        torch.randint(0, 100, (args.images,), device=rt.device),
+    )
     norm = loop.Normalizer([0.5] * 3, [0.25] * 3, rt)
     x_float = norm(data.x)  # the baseline's input: already normalised, no augmentation
     # One network and optimizer for both, in turns: two separately trained copies drift
@@ -75,9 +78,19 @@ def main() -> None:
     project_s, baseline_s = alternating_best(project, baseline, args.repeats)
     seen = loop.steps_per_epoch(args.images, args.batch_size) * args.batch_size
     project_ips, baseline_ips = seen / project_s, seen / baseline_s
-    print(json.dumps({"bench": "train_loop", "device": str(rt.device), "model": args.model,
-                      "batch_size": args.batch_size, "project_img_s": round(project_ips, 1),
-                      "baseline_img_s": round(baseline_ips, 1), "ratio": round(project_ips / baseline_ips, 3)}))
+    print(
+        json.dumps(
+            {
+                "bench": "train_loop",
+                "device": str(rt.device),
+                "model": args.model,
+                "batch_size": args.batch_size,
+                "project_img_s": round(project_ips, 1),
+                "baseline_img_s": round(baseline_ips, 1),
+                "ratio": round(project_ips / baseline_ips, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ Peak: dense bf16 tensor-core TFLOP/s from the vendor's sheet for known GPUs; non
 Prints one JSON line: device, model, project_img_s, baseline_img_s, ratio, tflops (the
 project's), peak_tflops, peak_fraction, plus the settings used.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,17 +39,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
 
-from bench._common import alternating_best, sync  # noqa: E402
-from stages.lib import dataset, device, loop, model, params, synthetic  # noqa: E402
+from bench._common import alternating_best, sync
+from stages.lib import dataset, device, loop, model, params, synthetic
 
 REAL_ARCHIVE = Path("/work/shared/cifar100/cifar-100-python.tar.gz")
 RESNET18_GFLOP = 3.33
-PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.4), ("H200", 989.4), ("GH200", 989.4),
-                    ("A100", 312.0), ("L40S", 362.0), ("L4", 121.0), ("A10G", 70.0))
+PEAK_BF16_TFLOPS = (
+    ("H100 PCIe", 756.0),
+    ("H100", 989.4),
+    ("H200", 989.4),
+    ("GH200", 989.4),
+    ("A100", 312.0),
+    ("L40S", 362.0),
+    ("L4", 121.0),
+    ("A10G", 70.0),
+)
 MEAN, STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)  # CIFAR-100 train, [0, 1] units
 
 
@@ -72,8 +81,14 @@ def torchvision_cifar100(root: Path):
         test_list = [["test", None]]
         meta = {**CIFAR100.meta, "md5": None}
 
-    augment = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
-                                  transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+    augment = transforms.Compose(
+        [
+            transforms.RandomCrop(32, padding=4),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(MEAN, STD),
+        ]
+    )
     return Unchecked(str(root), train=True, transform=augment, download=False)
 
 
@@ -122,8 +137,15 @@ def baseline_round(cfg, rt, ds, steps: int, workers: int):
 
     net, opt, sched = _setup(cfg, rt, 10**6)
     cuda = rt.device.type == "cuda"
-    loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=workers,
-                        pin_memory=cuda, persistent_workers=workers > 0)
+    loader = DataLoader(
+        ds,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=cuda,
+        persistent_workers=workers > 0,
+    )
     batches = iter(loader)
 
     def run() -> None:
@@ -155,8 +177,12 @@ def _args(cuda: bool) -> argparse.Namespace:
     ap.add_argument("--steps", type=int, default=100 if cuda else 6, help="optimizer steps per timed round")
     ap.add_argument("--repeats", type=int, default=5 if cuda else 3, help="timed rounds of each, alternating")
     ap.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="DataLoader workers")
-    ap.add_argument("--archive", type=Path, default=REAL_ARCHIVE if REAL_ARCHIVE.is_file() else None,
-                    help="a cifar-100-python.tar.gz (default: the real one when present, else synthetic data)")
+    ap.add_argument(
+        "--archive",
+        type=Path,
+        default=REAL_ARCHIVE if REAL_ARCHIVE.is_file() else None,
+        help="a cifar-100-python.tar.gz (default: the real one when present, else synthetic data)",
+    )
     ap.add_argument("--synthetic", action="store_true", help="use synthetic images even when the archive exists")
     ap.add_argument("--synthetic-images", type=int, default=5000)
     ap.add_argument("--compile", choices=["auto", "on", "off"], default="auto")
@@ -182,16 +208,34 @@ def main() -> None:
     project_ips, baseline_ips = n / project_s, n / baseline_s
     gflop, peak = gflop_per_image(args.model), peak_tflops(rt)
     tflops = project_ips * gflop / 1e3
-    name = torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    name = (
+        torch.cuda.get_device_name(rt.device)
+        if rt.device.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)"
+    )
     print(f"data: {source}; {gflop:.3f} GFLOP per training image; device {name}", file=sys.stderr)
-    print(json.dumps({
-        "device": name, "model": args.model, "project_img_s": round(project_ips, 1),
-        "baseline_img_s": round(baseline_ips, 1), "ratio": round(project_ips / baseline_ips, 3),
-        "tflops": round(tflops, 3), "peak_tflops": peak, "peak_fraction": round(tflops / peak, 4) if peak else None,
-        "gflop_per_image": round(gflop, 3), "batch_size": args.batch_size, "steps": args.steps,
-        "workers": args.workers, "precision": "bf16" if rt.bf16 else "fp32", "compile": rt.compile,
-        "channels_last": rt.channels_last, "data": source,
-    }))
+    print(
+        json.dumps(
+            {
+                "device": name,
+                "model": args.model,
+                "project_img_s": round(project_ips, 1),
+                "baseline_img_s": round(baseline_ips, 1),
+                "ratio": round(project_ips / baseline_ips, 3),
+                "tflops": round(tflops, 3),
+                "peak_tflops": peak,
+                "peak_fraction": round(tflops / peak, 4) if peak else None,
+                "gflop_per_image": round(gflop, 3),
+                "batch_size": args.batch_size,
+                "steps": args.steps,
+                "workers": args.workers,
+                "precision": "bf16" if rt.bf16 else "fp32",
+                "compile": rt.compile,
+                "channels_last": rt.channels_last,
+                "data": source,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

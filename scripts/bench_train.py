@@ -14,6 +14,7 @@ a minute: synthetic data, 1 epoch, batch 32 with the lr scaled linearly.
 Writes reports/bench_train.json and reports/bench_train.md (not DVC-tracked) and
 prints the rows as one JSON line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,13 +30,20 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scripts.smoke import merge  # noqa: E402
-from stages.lib import fsio, params, tracking  # noqa: E402
+from scripts.sandbox import merge
+from stages.lib import fsio, params, tracking
 
 EXPERIMENT = "bench-train"
 PREPARE = ("ingest", "validate", "preprocess")
-COLUMNS = (("recipe", "recipe"), ("model", "model"), ("device", "device"), ("epochs", "epochs"),
-           ("wall_s", "wall time (s)"), ("images_per_s", "images/s"), ("top1", "test top-1"))
+COLUMNS = (
+    ("recipe", "recipe"),
+    ("model", "model"),
+    ("device", "device"),
+    ("epochs", "epochs"),
+    ("wall_s", "wall time (s)"),
+    ("images_per_s", "images/s"),
+    ("top1", "test top-1"),
+)
 
 
 def _args() -> argparse.Namespace:
@@ -43,8 +51,12 @@ def _args() -> argparse.Namespace:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipes", default="fast,resnet18", help="comma-separated keys of params.yaml's recipes")
-    ap.add_argument("--tiny", action=argparse.BooleanOptionalAction, default=not torch.cuda.is_available(),
-                    help="CPU-sized run: synthetic data, 1 epoch, batch 32 (default: on without CUDA)")
+    ap.add_argument(
+        "--tiny",
+        action=argparse.BooleanOptionalAction,
+        default=not torch.cuda.is_available(),
+        help="CPU-sized run: synthetic data, 1 epoch, batch 32 (default: on without CUDA)",
+    )
     ap.add_argument("--epochs", type=int, help="override every recipe's epochs")
     ap.add_argument("--batch-size", type=int, help="override every recipe's batch size (lr scaled linearly)")
     ap.add_argument("--archive", type=Path, help="train on this cifar-100-python.tar.gz instead of params.yaml's data")
@@ -61,8 +73,10 @@ def overrides(args: argparse.Namespace, base: dict) -> dict:
             md5 = hashlib.file_digest(f, "md5").hexdigest()
         over["data"] = {"source": "archive", "archive": {"path": str(args.archive.resolve()), "md5": md5}}
     elif args.tiny:
-        over["data"] = {"source": "synthetic", "synthetic": {"train_per_class": args.synthetic_per_class,
-                                                             "test_per_class": 4}}
+        over["data"] = {
+            "source": "synthetic",
+            "synthetic": {"train_per_class": args.synthetic_per_class, "test_per_class": 4},
+        }
         over["validate"] = {"max_train_test_duplicates": 0}
     epochs, batch = args.epochs or (1 if args.tiny else None), args.batch_size or (32 if args.tiny else None)
     for name, recipe in base["recipes"].items():
@@ -84,10 +98,17 @@ def _stage(name: str) -> None:
 
 def row_of(run, recipe: str) -> dict:
     m, p, t = run.data.metrics, run.data.params, run.data.tags
-    return {"recipe": recipe, "model": p["train.model"], "device": f"{t['device']} ({t['device.name']})",
-            "epochs": int(p["train.epochs"]), "wall_s": round(m["train_duration_s"], 1),
-            "images_per_s": round(m["train_images_per_s"], 1), "top1": round(m["test_top1"], 4),
-            "processes": int(t["world_size"]), "run_id": run.info.run_id}
+    return {
+        "recipe": recipe,
+        "model": p["train.model"],
+        "device": f"{t['device']} ({t['device.name']})",
+        "epochs": int(p["train.epochs"]),
+        "wall_s": round(m["train_duration_s"], 1),
+        "images_per_s": round(m["train_images_per_s"], 1),
+        "top1": round(m["test_top1"], 4),
+        "processes": int(t["world_size"]),
+        "run_id": run.info.run_id,
+    }
 
 
 def run_recipe(project: Path, raw: dict, recipe: str) -> dict:

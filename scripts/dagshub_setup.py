@@ -12,6 +12,7 @@ go to `.dvc/config.local` only (git-ignored, mode 600), written through DVC's co
 API in this process, so no secret is ever on a command line. MLflow needs no file:
 the Makefile derives MLFLOW_TRACKING_* from DAGSHUB_* for the targets it runs.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,9 @@ def plan(env: dict[str, str]) -> tuple[str, dict[str, str], dict[str, str]]:
     if given:
         missing = [k for k in DAGSHUB if k not in env]
         if missing:
-            raise Fail(f"{', '.join(missing)} not set (DagsHub needs {', '.join(DAGSHUB)}): "
-                       "add to .env, see .env.example")
+            raise Fail(
+                f"{', '.join(missing)} not set (DagsHub needs {', '.join(DAGSHUB)}): add to .env, see .env.example"
+            )
         owner, repo, token = (env[k] for k in DAGSHUB)
         shared = {"url": "s3://dvc", "endpointurl": f"https://dagshub.com/{owner}/{repo}.s3"}
         return "dagshub", shared, {"access_key_id": token, "secret_access_key": token}
@@ -45,8 +47,10 @@ def plan(env: dict[str, str]) -> tuple[str, dict[str, str], dict[str, str]]:
             shared["region"] = env["AWS_DEFAULT_REGION"]
         keys = {"AWS_ACCESS_KEY_ID": "access_key_id", "AWS_SECRET_ACCESS_KEY": "secret_access_key"}
         return "s3", shared, {dvc_key: env[name] for name, dvc_key in keys.items() if name in env}
-    raise Fail("no remote configured: set DAGSHUB_OWNER, DAGSHUB_REPO and DAGSHUB_TOKEN "
-               "(or DVC_REMOTE_URL and AWS_*) in .env; see .env.example")
+    raise Fail(
+        "no remote configured: set DAGSHUB_OWNER, DAGSHUB_REPO and DAGSHUB_TOKEN "
+        "(or DVC_REMOTE_URL and AWS_*) in .env; see .env.example"
+    )
 
 
 def write(dvc_dir: Path, name: str, shared: dict[str, str], secrets: dict[str, str]) -> list[str]:

@@ -10,6 +10,7 @@ It refuses, naming the fix, when
   a clone could not pull them. `make push` first.
 Then `git push origin HEAD`, retried while origin is unreachable.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,18 @@ import os
 import subprocess
 from pathlib import Path
 
-from scripts.remote_common import (Fail, child_env, classify, dvc, last_error, main, retry_policy, retrying, run,
-                                   settings)
+from scripts.remote_common import (
+    Fail,
+    child_env,
+    classify,
+    dvc,
+    last_error,
+    main,
+    retry_policy,
+    retrying,
+    run,
+    settings,
+)
 
 MESSAGE = "pipeline: dvc.lock, params and reports"
 
@@ -46,8 +57,10 @@ def tracked_files(root: Path) -> tuple[list[str], list[str], list[str]]:
 
 
 def _known(root: Path, path: str) -> bool:
-    return subprocess.run(["git", "ls-files", "--error-unmatch", "--", path], cwd=root,
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(["git", "ls-files", "--error-unmatch", "--", path], cwd=root, capture_output=True).returncode
+        == 0
+    )
 
 
 def git(*args: str, env: dict, check: bool = True) -> str:
@@ -61,7 +74,7 @@ def _json(output: str) -> dict | None:
     """The JSON object in dvc's output (warnings may share the stream), or None."""
     start, end = output.find("{"), output.rfind("}")
     try:
-        return json.loads(output[start:end + 1]) if start >= 0 else None
+        return json.loads(output[start : end + 1]) if start >= 0 else None
     except json.JSONDecodeError:
         return None
 
@@ -86,8 +99,10 @@ def check_remote(env: dict, outs: list[str]) -> None:
     done, tries = retrying(lambda: run(dvc("status", "--cloud", "--json"), env), attempts, delay, "git-sync")
     if done.returncode:
         kind = classify(done.output)
-        fix = {"auth": ": fix the credentials in .env and run `make dagshub`",
-               "unreachable": f": unreachable after {tries} attempts; check the network and the endpoint"}.get(kind, "")
+        fix = {
+            "auth": ": fix the credentials in .env and run `make dagshub`",
+            "unreachable": f": unreachable after {tries} attempts; check the network and the endpoint",
+        }.get(kind, "")
         raise Fail(f"cannot tell whether the outputs are on the DVC remote ({last_error(done.output)}){fix}")
     missing = _json(done.output)
     if missing is None:
@@ -113,13 +128,19 @@ def push(env: dict) -> None:
     if "rejected" in low or "fetch first" in low or "non-fast-forward" in low:
         raise Fail("origin has commits this branch lacks: `git pull --rebase`, then `make git-sync` again")
     if kind == "auth":
-        raise Fail(f"origin rejected the credentials ({last_error(done.output)}): "
-                   "fix git's access to origin, then `make git-sync` again")
+        raise Fail(
+            f"origin rejected the credentials ({last_error(done.output)}): "
+            "fix git's access to origin, then `make git-sync` again"
+        )
     if kind == "unreachable":
-        raise Fail(f"origin unreachable after {tries} attempts ({last_error(done.output)}): "
-                   "the commit is made; `make git-sync` again pushes it")
-    raise Fail(f"`git push` to origin failed ({last_error(done.output)}): check `git remote get-url origin` "
-               "and your access to it, then `make git-sync` again")
+        raise Fail(
+            f"origin unreachable after {tries} attempts ({last_error(done.output)}): "
+            "the commit is made; `make git-sync` again pushes it"
+        )
+    raise Fail(
+        f"`git push` to origin failed ({last_error(done.output)}): check `git remote get-url origin` "
+        "and your access to it, then `make git-sync` again"
+    )
 
 
 def _main(argv: list[str]) -> None:

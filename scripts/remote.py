@@ -14,16 +14,32 @@ stage's outputs to rerun it.
 Unreachable remotes are retried (REMOTE_ATTEMPTS, default 3; waits of
 REMOTE_RETRY_DELAY_S, 2 s, doubling); every failure ends in one line naming the fix.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 
-from scripts.remote_common import (Done, Fail, child_env, classify, dvc, last_error, main, retry_policy, retrying,
-                                   run, settings)
+from scripts.remote_common import (
+    Done,
+    Fail,
+    child_env,
+    classify,
+    dvc,
+    last_error,
+    main,
+    retry_policy,
+    retrying,
+    run,
+    settings,
+)
 
-MISSING = ("missing cache files", "do not exist neither locally nor on remote", "failed to pull data",
-           "checkout failed for following targets")
+MISSING = (
+    "missing cache files",
+    "do not exist neither locally nor on remote",
+    "failed to pull data",
+    "checkout failed for following targets",
+)
 
 
 def remote_of(name: str | None) -> tuple[str, str]:
@@ -45,16 +61,22 @@ def explain(what: str, done: Done, tries: int, remote: tuple[str, str]) -> str:
     name, where = remote
     kind = classify(done.output)
     if kind == "auth":
-        return (f"remote '{name}' ({where}) rejected the credentials: set DAGSHUB_TOKEN (or AWS_ACCESS_KEY_ID and "
-                f"AWS_SECRET_ACCESS_KEY) in .env, run `make dagshub`, then `make {what}` again")
+        return (
+            f"remote '{name}' ({where}) rejected the credentials: set DAGSHUB_TOKEN (or AWS_ACCESS_KEY_ID and "
+            f"AWS_SECRET_ACCESS_KEY) in .env, run `make dagshub`, then `make {what}` again"
+        )
     if kind == "unreachable":
         tail = "; what was pushed stays there and the rerun sends only the rest" if what == "push" else ""
-        return (f"remote '{name}' ({where}) unreachable after {tries} attempt{'s' * (tries > 1)} "
-                f"({last_error(done.output)}): check the network and the endpoint in .env, "
-                f"then run `make {what}` again{tail}")
+        return (
+            f"remote '{name}' ({where}) unreachable after {tries} attempt{'s' * (tries > 1)} "
+            f"({last_error(done.output)}): check the network and the endpoint in .env, "
+            f"then run `make {what}` again{tail}"
+        )
     if what == "pull" and any(s in done.output.lower() for s in MISSING):
-        return (f"some outputs dvc.lock names are not on remote '{name}' ({where}): run `make push` where they were "
-                "produced, then `make pull` again")
+        return (
+            f"some outputs dvc.lock names are not on remote '{name}' ({where}): run `make push` where they were "
+            "produced, then `make pull` again"
+        )
     return f"`dvc {what}` to remote '{name}' failed: {last_error(done.output)}"
 
 

@@ -5,6 +5,7 @@ their failures into one line that names the fix.
 Secrets are read from the environment or `.env` only. They travel to child
 processes in the environment (never argv) and are scrubbed from anything printed.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,22 +13,55 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
-SECRET_NAMES = ("DAGSHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+SECRET_NAMES = (
+    "DAGSHUB_TOKEN",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+)
 ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*:?=\s*(.*?)\s*$")
 
 # Lower-cased fragments of dvc/git/boto output, by what the user has to do about them.
-AUTH = ("forbidden", "(403)", "(401)", "invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied",
-        "access denied", "unable to locate credentials", "nocredentialserror", "unauthorized",
-        "authentication failed", "could not read username", "permission denied (publickey")
-UNREACHABLE = ("could not connect", "connection refused", "connection reset", "name or service not known",
-               "temporary failure in name resolution", "could not resolve host", "failed to connect",
-               "timed out", "connect timeout", "read timeout", "network is unreachable",
-               "(500)", "(502)", "(503)", "(504)", "slowdown", "service unavailable", "remote end closed connection")
+AUTH = (
+    "forbidden",
+    "(403)",
+    "(401)",
+    "invalidaccesskeyid",
+    "signaturedoesnotmatch",
+    "accessdenied",
+    "access denied",
+    "unable to locate credentials",
+    "nocredentialserror",
+    "unauthorized",
+    "authentication failed",
+    "could not read username",
+    "permission denied (publickey",
+)
+UNREACHABLE = (
+    "could not connect",
+    "connection refused",
+    "connection reset",
+    "name or service not known",
+    "temporary failure in name resolution",
+    "could not resolve host",
+    "failed to connect",
+    "timed out",
+    "connect timeout",
+    "read timeout",
+    "network is unreachable",
+    "(500)",
+    "(502)",
+    "(503)",
+    "(504)",
+    "slowdown",
+    "service unavailable",
+    "remote end closed connection",
+)
 
 
 class Fail(Exception):
@@ -96,8 +130,9 @@ def run(cmd: Sequence[str], env: Mapping[str, str], echo: bool = False, timeout:
     """Run cmd with stdout and stderr merged; with echo, print its output (secrets scrubbed)
     minus dvc's error lines and footer, which the caller's one-line message replaces."""
     try:
-        done = subprocess.run(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=dict(env), timeout=timeout)
+        done = subprocess.run(
+            list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(env), timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         return Done(124, f"timed out after {timeout:g} s")
     if echo:

@@ -1,89 +1,33 @@
 """Run the whole pipeline on a small synthetic dataset, away from the real outputs.
 
-Copies the pipeline's sources into a scratch git+DVC repo (`.smoke/` in the
-project, so container executors see it at the same path), overrides params
-there (100 classes x 30 images, small net, few epochs), runs `dvc repro` with
-its own MLflow store, and prints one JSON line: model, version, aliases,
-test top-1. params.yaml, dvc.lock and the project's outputs are never touched.
+Builds a sandbox (scripts/sandbox.py) under `.smoke/` in the project, so
+container executors see it at the same path, runs `dvc repro` there with its
+own MLflow store, and prints one JSON line: model, version, aliases, test
+top-1. params.yaml, dvc.lock and the project's outputs are never touched.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-# The pipeline and what `make run` needs to run it in containers.
-SOURCES = ("stages", "dvc.yaml", "params.yaml", ".dvcignore", "Makefile", "docker-compose.yml",
-           "Dockerfile.dvc-runner", ".dockerignore", "scripts/runner-requirements.txt", "pyproject.toml")
-OVERRIDES = {
-    "data": {"source": "synthetic", "synthetic": {"train_per_class": 30, "test_per_class": 10}},
-    # The `fast` recipe shrunk to a small net and a few epochs.
-    "recipes": {"fast": {"model": "small", "epochs": 8, "batch_size": 64, "lr": 0.05}},
-    "train": {"recipe": "fast", "compile": "off"},
-    "evaluate": {"batch_size": 500},
-}
-
-
-def merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = merge(base[key], value) if isinstance(value, dict) else value
-    return out
-
-
-def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> None:
-    subprocess.run(cmd, cwd=cwd, env=env, check=True)
-
-
-def make_sandbox(dest: Path, overrides: dict) -> Path:
-    """A fresh git+DVC repo at dest holding the pipeline with `overrides` applied to params."""
-    from ruamel.yaml import YAML
-
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in SOURCES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=ignore)
-        elif src.exists():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    yaml = YAML(typ="safe", pure=True)
-    params = merge(yaml.load((dest / "params.yaml").read_text()), overrides)
-    with open(dest / "params.yaml", "w") as f:
-        yaml.dump(params, f)
-    (dest / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/checkpoints/\n")
-    git_env = {**os.environ, "GIT_AUTHOR_NAME": "smoke", "GIT_AUTHOR_EMAIL": "smoke@localhost",
-               "GIT_COMMITTER_NAME": "smoke", "GIT_COMMITTER_EMAIL": "smoke@localhost"}
-    _run(["git", "init", "-q"], dest)
-    _run([sys.executable, "-m", "dvc", "init", "-q"], dest)
-    _run(["git", "add", "-A"], dest)
-    _run(["git", "commit", "-q", "-m", "smoke sandbox"], dest, git_env)
-    return dest
-
-
-def repro(sandbox: Path) -> dict:
-    """`dvc repro` in the sandbox with its own MLflow store; return the register decision."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    _run([sys.executable, "-m", "dvc", "repro"], sandbox, env)
-    return json.loads((sandbox / "reports" / "registry.json").read_text())
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python scripts/smoke.py` from anywhere
+from scripts.sandbox import ROOT, SMOKE_OVERRIDES, make_sandbox, merge, repro
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keep", action="store_true", help="keep the sandbox for inspection")
-    ap.add_argument("--epochs", type=int, default=OVERRIDES["recipes"]["fast"]["epochs"])
+    ap.add_argument("--epochs", type=int, default=SMOKE_OVERRIDES["recipes"]["fast"]["epochs"])
     args = ap.parse_args()
     parent = ROOT / ".smoke"
     parent.mkdir(exist_ok=True)
     sandbox = Path(tempfile.mkdtemp(prefix="run-", dir=parent))
-    overrides = merge(OVERRIDES, {"recipes": {"fast": {"epochs": args.epochs}}})
+    overrides = merge(SMOKE_OVERRIDES, {"recipes": {"fast": {"epochs": args.epochs}}})
     try:
         decision = repro(make_sandbox(sandbox, overrides))
     finally:

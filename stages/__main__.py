@@ -5,6 +5,7 @@ whichever executor runs it: PIPELINE_EXECUTOR=local (default) runs the stage in
 this process; PIPELINE_EXECUTOR=docker hands the same argv to a sibling
 container started from the stage image.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stages: PIPELINE_EXECUTOR must be one of {', '.join(EXECUTORS)}, got {executor!r}", file=sys.stderr)
         return 2
     if executor == "docker":
-        from stages.lib import launch
+        from runner import launch
 
         return launch.main(argv)
     return importlib.import_module(f"stages.{argv[0]}").main(argv[1:])

@@ -5,6 +5,7 @@ top-1), per-class accuracy, one (actual, predicted) row per test image for
 DVC's confusion template, and a confusion-matrix PNG; logs all of it to the
 MLflow run that trained these exact weights.
 """
+
 from __future__ import annotations
 
 import csv

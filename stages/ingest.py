@@ -6,6 +6,7 @@ are checked against the md5 in params while they unpack. `synthetic` generates
 a learnable stand-in. Whatever fails leaves no output dir behind. torch is
 imported only to download: a local archive needs the standard library alone.
 """
+
 from __future__ import annotations
 
 import hashlib

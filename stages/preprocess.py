@@ -5,6 +5,7 @@ and `meta.json`: per-channel mean/std in [0, 1] units from the train split
 only (so validation and test never leak into normalisation), class names and
 the fine -> coarse map.
 """
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ top-1 beats the current champion's by `register.promote_margin` (the first
 version always becomes champion). Weights already registered are not
 registered again. The decision goes to a JSON file (path from dvc.yaml).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -70,9 +71,13 @@ def register(cfg: params.Params, model_dir: Path, metrics_path: Path, out: Path)
     if decision.promote:
         client.set_registered_model_alias(name, registry.CHAMPION, version)
     result = {
-        "model": name, "version": int(version), "new_version": is_new,
+        "model": name,
+        "version": int(version),
+        "new_version": is_new,
         "aliases": sorted(client.get_model_version(name, version).aliases),
-        "promoted": decision.promote, "reason": decision.reason, "test_top1": top1,
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "test_top1": top1,
     }
     fsio.write_json(out, result)
     return result

@@ -7,6 +7,7 @@ per-epoch history JSON for `dvc plots`. Timings go to MLflow only, so
 DVC-tracked bytes depend on inputs alone. With several GPUs visible the stage
 re-runs itself under torchrun, one DDP process per GPU (stages/lib/distributed.py).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,8 +50,10 @@ def _save_model(net, meta: dict, cfg: params.TrainConfig, out: Path) -> str:
         "architecture": cfg.model,
         "num_classes": len(meta["fine_names"]),
         "input": "uint8 (N, 3, 32, 32), normalised with mean/std in [0, 1] units",
-        "mean": meta["mean"], "std": meta["std"],
-        "fine_names": meta["fine_names"], "coarse_names": meta["coarse_names"],
+        "mean": meta["mean"],
+        "std": meta["std"],
+        "fine_names": meta["fine_names"],
+        "coarse_names": meta["coarse_names"],
         "fine_to_coarse": meta["fine_to_coarse"],
         "train_params": params.as_dict(cfg),
     }
@@ -60,8 +63,17 @@ def _save_model(net, meta: dict, cfg: params.TrainConfig, out: Path) -> str:
     return hashlib.sha256(buf.getvalue()).hexdigest()
 
 
-def _tracked(cfg: params.Params, resolved: params.TrainConfig, fit, net, meta: dict, tags: dict, ckpt,
-             out: dict[str, Path], began: float) -> list[dict]:
+def _tracked(
+    cfg: params.Params,
+    resolved: params.TrainConfig,
+    fit,
+    net,
+    meta: dict,
+    tags: dict,
+    ckpt,
+    out: dict[str, Path],
+    began: float,
+) -> list[dict]:
     """Run `fit` inside the run's MLflow run, then write the model and history (rank 0 only)."""
     import mlflow
 

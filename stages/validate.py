@@ -5,6 +5,7 @@ label, per-class counts, no constant images, no image shared by train and test.
 The measured figures become a DVC metrics file; any violated rule fails the
 stage with every failure named, and then no report is written.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,9 +60,10 @@ def _label_failures(ds: RawDataset) -> list[str]:
                 failures.append(f"{name}: {key} outside 0..{n - 1}")
     if failures:
         return failures
-    pairs = np.unique(np.concatenate([
-        np.stack([ds.train.fine, ds.train.coarse], 1), np.stack([ds.test.fine, ds.test.coarse], 1)
-    ]), axis=0)
+    pairs = np.unique(
+        np.concatenate([np.stack([ds.train.fine, ds.train.coarse], 1), np.stack([ds.test.fine, ds.test.coarse], 1)]),
+        axis=0,
+    )
     if len(pairs) != len(np.unique(pairs[:, 0])):
         failures.append("fine_labels map to more than one coarse label")
     return failures
@@ -79,8 +81,7 @@ def check(ds: RawDataset, cfg: params.ValidateParams) -> tuple[dict, list[str]]:
             failures.append(f"{name}: {report[name]['constant_images']} constant images")
     if report["train_test_duplicates"] > cfg.max_train_test_duplicates:
         failures.append(
-            f"{report['train_test_duplicates']} test images also in train, "
-            f"allowed {cfg.max_train_test_duplicates}"
+            f"{report['train_test_duplicates']} test images also in train, allowed {cfg.max_train_test_duplicates}"
         )
     return report, failures
 

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny synthetic params and datasets, built once per session."""
+
 from __future__ import annotations
 
 import copy
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from scripts.smoke import merge
+from scripts.sandbox import merge
 from stages.lib import params
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,8 +70,9 @@ def base_image() -> str:
         pytest.skip("no Docker daemon reachable (start one, e.g. .ci/start-docker.sh)")
     if os.environ.get("BASE_IMAGE"):
         return os.environ["BASE_IMAGE"]
-    built = subprocess.run([str(ROOT / "scripts" / "build-offline-base-image.sh")], capture_output=True,
-                           text=True, timeout=1200)
+    built = subprocess.run(
+        [str(ROOT / "scripts" / "build-offline-base-image.sh")], capture_output=True, text=True, timeout=1200
+    )
     if built.returncode or not built.stdout.strip():
         why = (built.stderr.strip().splitlines() or ["no output"])[-1]
         if os.environ.get("CI"):

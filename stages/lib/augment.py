@@ -4,6 +4,7 @@ The training functions take and return uint8 (B, 3, H, W); randomness comes
 only from the explicit generator, so a seed fixes every crop and flip.
 `tta_views` makes the fixed test-time views of a normalised float batch.
 """
+
 from __future__ import annotations
 
 import torch
@@ -43,6 +44,7 @@ def tta_views(x: torch.Tensor, flip: bool, shift: int) -> list[list[torch.Tensor
     image moved by `shift` px up-left and down-right over reflect padding (each
     with its mirror): airbench's tta_level 2, where both groups weigh 1/2.
     """
+
     def with_mirror(v: torch.Tensor) -> list[torch.Tensor]:
         return [v, v.flip(3)] if flip else [v]
 

@@ -4,6 +4,7 @@ A checkpoint carries a fingerprint of everything that shapes training (train
 params and the data's identity); a checkpoint from other settings is ignored
 rather than resumed, so resuming can never mix two configurations.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,11 +51,19 @@ class Checkpoint:
 
     def save(self, epoch: int, net: torch.nn.Module, opt, sched, history: list[dict], ema=None) -> None:
         buf = io.BytesIO()
-        torch.save({
-            "key": self.key, "epoch": epoch, "model": net.state_dict(), "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(), "history": history, "extra": self.extra,
-            "ema": ema.state_dict() if ema is not None else None,
-        }, buf)
+        torch.save(
+            {
+                "key": self.key,
+                "epoch": epoch,
+                "model": net.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "history": history,
+                "extra": self.extra,
+                "ema": ema.state_dict() if ema is not None else None,
+            },
+            buf,
+        )
         fsio.write_bytes(self.path, buf.getvalue())
 
     def clear(self) -> None:

@@ -1,10 +1,11 @@
 """Shared entry-point plumbing: argument parsing and clean, one-line failures."""
+
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 
 class PipelineError(Exception):

@@ -6,6 +6,7 @@ Processed: one `.npy` per array (uint8 images (N, 3, 32, 32), int64 labels) plus
 `meta.json`; `.npy` bytes depend only on the arrays, so outputs are reproducible
 and load with mmap in milliseconds.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -80,9 +81,7 @@ def _read_split(path: Path) -> Split:
     record = _load_pickle(path)
     images = np.asarray(_field(record, path, "data"))
     if images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != PIXELS:
-        raise DatasetError(
-            f"{path}: field 'data' must be uint8 (N, {PIXELS}), got {images.dtype} {images.shape}"
-        )
+        raise DatasetError(f"{path}: field 'data' must be uint8 (N, {PIXELS}), got {images.dtype} {images.shape}")
     fine = np.asarray(_field(record, path, "fine_labels"), dtype=np.int64)
     coarse = np.asarray(_field(record, path, "coarse_labels"), dtype=np.int64)
     for key, labels in (("fine_labels", fine), ("coarse_labels", coarse)):
@@ -132,8 +131,10 @@ def load_arrays(root: str | Path, name: str) -> Arrays:
     spec = {"x": ("uint8", 4), "y": ("int64", 1), "coarse": ("int64", 1)}
     parts = {k: _load_npy(Path(root) / f"{name}_{k}.npy", *spec[k]) for k in spec}
     if parts["x"].shape[1:] != IMAGE_SHAPE or not len(parts["x"]) == len(parts["y"]) == len(parts["coarse"]):
-        raise DatasetError(f"{Path(root)}: {name}_x.npy {parts['x'].shape}, {name}_y.npy {parts['y'].shape} "
-                           f"and {name}_coarse.npy {parts['coarse'].shape} do not match")
+        raise DatasetError(
+            f"{Path(root)}: {name}_x.npy {parts['x'].shape}, {name}_y.npy {parts['y'].shape} "
+            f"and {name}_coarse.npy {parts['coarse'].shape} do not match"
+        )
     return Arrays(**parts)
 
 

@@ -1,4 +1,5 @@
 """Where and how training runs: device, autocast precision, compile, memory layout."""
+
 from __future__ import annotations
 
 import contextlib
@@ -34,7 +35,9 @@ def compile_blocker(device: torch.device) -> str | None:
     import torch._dynamo
 
     if not torch._dynamo.is_dynamo_supported():
-        return f"TorchDynamo does not support Python {sys.version_info.major}.{sys.version_info.minor} on {sys.platform}"
+        return (
+            f"TorchDynamo does not support Python {sys.version_info.major}.{sys.version_info.minor} on {sys.platform}"
+        )
     if device.type == "cuda":
         from torch.utils._triton import has_triton
 
@@ -48,7 +51,9 @@ def _wants_compile(cfg: TrainConfig, device: torch.device) -> bool:
         return False
     reason = compile_blocker(device)
     if reason and cfg.compile == "on":
-        raise PipelineError(f"params.yaml: train.compile is on, but torch.compile cannot run on {device.type}: {reason}")
+        raise PipelineError(
+            f"params.yaml: train.compile is on, but torch.compile cannot run on {device.type}: {reason}"
+        )
     if reason:
         print(f"train: running eagerly: {reason}")
     return reason is None
@@ -73,7 +78,9 @@ def describe(rt: Runtime) -> dict[str, str]:
     """Provenance for MLflow tags: what hardware and software produced a run."""
     info = {
         "device": str(rt.device),
-        "device.name": torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else platform.processor() or platform.machine(),
+        "device.name": torch.cuda.get_device_name(rt.device)
+        if rt.device.type == "cuda"
+        else platform.processor() or platform.machine(),
         "torch.version": torch.__version__,
         "torch.cuda": str(torch.version.cuda),
         "precision": "bf16" if rt.bf16 else "fp32",

@@ -6,6 +6,7 @@ walks the same shuffled order; every step each rank takes its own slice of the
 global batch, so W processes see per epoch exactly the samples one process
 does. Only rank 0 logs, checkpoints and writes outputs.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,9 +14,9 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from stages.lib.cli import PipelineError
 from stages.lib.params import TrainConfig
@@ -32,15 +33,17 @@ class Group:
         return self.rank == 0
 
     @classmethod
-    def from_env(cls) -> "Group":
+    def from_env(cls) -> Group:
         """This process's place, from the variables torchrun sets (one process when unset)."""
         env = os.environ
         return cls(int(env.get("RANK", "0")), int(env.get("LOCAL_RANK", "0")), int(env.get("WORLD_SIZE", "1")))
 
     def check(self, cfg: TrainConfig) -> None:
         if cfg.batch_size % self.world:
-            raise PipelineError(f"params.yaml: recipes.{cfg.recipe}.batch_size {cfg.batch_size} does not split "
-                                f"evenly over {self.world} processes")
+            raise PipelineError(
+                f"params.yaml: recipes.{cfg.recipe}.batch_size {cfg.batch_size} does not split "
+                f"evenly over {self.world} processes"
+            )
 
     def share(self, batch: int) -> slice:
         """This rank's rows of a global batch of `batch` rows (a multiple of world)."""
@@ -63,8 +66,16 @@ def processes_to_launch(cfg: TrainConfig) -> int:
 
 
 def torchrun_command(processes: int, module: str, argv: Sequence[str]) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-            "-m", module, *argv]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        "-m",
+        module,
+        *argv,
+    ]
 
 
 def relaunch(processes: int, module: str, argv: Sequence[str]) -> int:
@@ -101,8 +112,9 @@ def joined(group: Group, device) -> Iterator[Group]:
 
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                            device_id=device if device.type == "cuda" else None)
+    dist.init_process_group(
+        "nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None
+    )
     try:
         yield group
     finally:

@@ -3,6 +3,7 @@
 Updated on the device with fused foreach ops and no host sync, so it costs one
 extra pass over the weights per step.
 """
+
 from __future__ import annotations
 
 import copy

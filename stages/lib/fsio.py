@@ -3,6 +3,7 @@
 A stage that fails or is interrupted must leave no half-written output behind,
 so everything is written next to its destination and renamed into place.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -10,8 +11,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
 def _umask() -> int:

@@ -7,12 +7,13 @@ shuffle, crops and flips from a generator seeded by (seed, epoch), so a run
 resumed from an epoch checkpoint repeats exactly what an unbroken run does,
 and every DDP rank draws the same global batches as a single process.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ class DeviceData:
     y: torch.Tensor  # int64 (N,)
 
     @classmethod
-    def from_arrays(cls, arrays: Arrays, device: torch.device) -> "DeviceData":
+    def from_arrays(cls, arrays: Arrays, device: torch.device) -> DeviceData:
         # np.array copies out of the read-only memory map in one pass.
         return cls(torch.from_numpy(np.array(arrays.x)).to(device), torch.from_numpy(np.array(arrays.y)).to(device))
 
@@ -67,8 +68,11 @@ def lr_factor(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
 def build_optimizer(net: nn.Module, cfg: TrainConfig, total_steps: int):
     on_gpu = next(net.parameters()).device.type == "cuda"
     opt = torch.optim.SGD(
-        net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-        nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay,
+        net.parameters(),
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov and cfg.momentum > 0,
+        weight_decay=cfg.weight_decay,
         fused=True if on_gpu else None,  # one kernel for the whole update on CUDA
     )
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg, total_steps))
@@ -85,16 +89,25 @@ def global_batch(n: int, cfg: TrainConfig, group: Group) -> int:
     return min(cfg.batch_size, n - n % group.world)
 
 
-def predict(net: nn.Module, x: torch.Tensor, batch_size: int, norm: Normalizer, rt: Runtime, tta_flip: bool,
-            tta_translate: int = 0) -> torch.Tensor:
+def predict(
+    net: nn.Module,
+    x: torch.Tensor,
+    batch_size: int,
+    norm: Normalizer,
+    rt: Runtime,
+    tta_flip: bool,
+    tta_translate: int = 0,
+) -> torch.Tensor:
     """float32 logits (N, classes), averaged over the test-time views of `tta_views`."""
     net.eval()
     outs = []
     with torch.inference_mode(), rt.autocast():
         for start in range(0, len(x), batch_size):
             groups = tta_views(norm(x[start : start + batch_size]), tta_flip, tta_translate)
-            means = [torch.stack([net(v.contiguous(memory_format=norm.memory_format)).float() for v in g]).mean(0)
-                     for g in groups]
+            means = [
+                torch.stack([net(v.contiguous(memory_format=norm.memory_format)).float() for v in g]).mean(0)
+                for g in groups
+            ]
             outs.append(torch.stack(means).mean(0))
     return torch.cat(outs) if outs else torch.empty(0)
 
@@ -103,8 +116,19 @@ def _epoch_generator(device: torch.device, seed: int, epoch: int) -> torch.Gener
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
 
 
-def train_epoch(model: nn.Module, opt, sched, data: DeviceData, cfg: TrainConfig, norm: Normalizer, rt: Runtime,
-                gen: torch.Generator, bar, group: Group = SOLO, ema: Ema | None = None) -> tuple[float, float]:
+def train_epoch(
+    model: nn.Module,
+    opt,
+    sched,
+    data: DeviceData,
+    cfg: TrainConfig,
+    norm: Normalizer,
+    rt: Runtime,
+    gen: torch.Generator,
+    bar,
+    group: Group = SOLO,
+    ema: Ema | None = None,
+) -> tuple[float, float]:
     """One pass over `data`; returns (mean loss, accuracy) on the augmented batches of all ranks."""
     n = len(data.y)
     batch = global_batch(n, cfg, group)
@@ -160,8 +184,17 @@ def score(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
 
 
-def fit(net: nn.Module, train: DeviceData, val: DeviceData, cfg: TrainConfig, norm: Normalizer, rt: Runtime,
-        ckpt: Checkpoint, on_epoch: Callable[[dict, dict], None], group: Group = SOLO) -> list[dict]:
+def fit(
+    net: nn.Module,
+    train: DeviceData,
+    val: DeviceData,
+    cfg: TrainConfig,
+    norm: Normalizer,
+    rt: Runtime,
+    ckpt: Checkpoint,
+    on_epoch: Callable[[dict, dict], None],
+    group: Group = SOLO,
+) -> list[dict]:
     """Train `net` in place for cfg.epochs, resuming from `ckpt` when it holds a matching state.
 
     With cfg.ema, validation uses the averaged weights and `net` ends up holding them.
@@ -179,8 +212,13 @@ def fit(net: nn.Module, train: DeviceData, val: DeviceData, cfg: TrainConfig, no
     model = _wrap(net, rt, group)
     for epoch in range(start, cfg.epochs):
         began = time.perf_counter()
-        with tqdm(total=steps * batch, unit="img", desc=f"epoch {epoch + 1}/{cfg.epochs}", mininterval=1.0,
-                  disable=not group.main) as bar:
+        with tqdm(
+            total=steps * batch,
+            unit="img",
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            mininterval=1.0,
+            disable=not group.main,
+        ) as bar:
             gen = _epoch_generator(rt.device, cfg.seed, epoch)
             loss, acc = train_epoch(model, opt, sched, train, cfg, norm, rt, gen, bar, group, ema)
         seconds = time.perf_counter() - began

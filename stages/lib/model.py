@@ -1,8 +1,9 @@
 """Network definitions and the serving wrapper. Nets take normalised float
 (N, 3, 32, 32) and return logits (N, classes)."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -65,10 +66,17 @@ def resnet9(num_classes: int) -> nn.Module:
     """The ResNet-9 of the DAWNBench/airbench CIFAR speedruns (Page, 2018)."""
     return nn.Sequential(
         _conv_bn(3, 64),
-        _conv_bn(64, 128), nn.MaxPool2d(2), _Residual(128),
-        _conv_bn(128, 256), nn.MaxPool2d(2),
-        _conv_bn(256, 512), nn.MaxPool2d(2), _Residual(512),
-        nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(512, num_classes, bias=False),
+        _conv_bn(64, 128),
+        nn.MaxPool2d(2),
+        _Residual(128),
+        _conv_bn(128, 256),
+        nn.MaxPool2d(2),
+        _conv_bn(256, 512),
+        nn.MaxPool2d(2),
+        _Residual(512),
+        nn.AdaptiveMaxPool2d(1),
+        nn.Flatten(),
+        nn.Linear(512, num_classes, bias=False),
         _Scale(0.125),  # tempers early logits; from the speedruns
     )
 
@@ -76,9 +84,13 @@ def resnet9(num_classes: int) -> nn.Module:
 def small(num_classes: int) -> nn.Module:
     """A few-thousand-images-per-second CPU net for tests and smoke runs."""
     return nn.Sequential(
-        _conv_bn(3, 32), nn.MaxPool2d(2),
-        _conv_bn(32, 64), nn.MaxPool2d(2),
-        _conv_bn(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        _conv_bn(3, 32),
+        nn.MaxPool2d(2),
+        _conv_bn(32, 64),
+        nn.MaxPool2d(2),
+        _conv_bn(64, 128),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
         nn.Linear(128, num_classes),
     )
 

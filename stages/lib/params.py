@@ -4,6 +4,7 @@ Every key must be present with the right type and in range; unknown keys raise.
 Range rules live in field metadata so one generic checker enforces them all and
 the error names the file, the dotted key and the offending value.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -75,6 +76,7 @@ class AugmentParams:
 @dataclass(frozen=True)
 class RecipeParams:
     """How to train: the net and every hyperparameter that shapes the result."""
+
     model: Literal["resnet18", "resnet9", "small"]
     epochs: int = rule(ge=1)
     batch_size: int = rule(ge=1)  # global: split across processes under DDP
@@ -100,6 +102,7 @@ class RecipesParams:
 @dataclass(frozen=True)
 class TrainParams:
     """Where and how the selected recipe runs; none of these change what is learnt."""
+
     recipe: Literal["fast", "resnet18"]
     device: Literal["auto", "cpu", "cuda"]
     precision: Literal["auto", "fp32", "bf16"]
@@ -187,9 +190,7 @@ def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
         value = _coerce(raw[name], hints[name], where, dotted(name))
         for bound, limit in f.metadata.items():
             if not _BOUND_OK[bound](value, limit):
-                raise ParamsError(
-                    f"{where}: {dotted(name)} must be {_BOUND_TEXT[bound]} {limit}, got {value!r}"
-                )
+                raise ParamsError(f"{where}: {dotted(name)} must be {_BOUND_TEXT[bound]} {limit}, got {value!r}")
         values[name] = value
     return cls(**values)
 

@@ -4,6 +4,7 @@ Works with aliases (`challenger`, `champion`), never the deprecated stages.
 The model is saved locally and uploaded as plain run artifacts, then registered
 from that artifact location: one code path for MLflow 2.x and 3.x servers.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -68,9 +69,16 @@ def log_model(client, run_id: str, serving, num_classes: int, code_dir: Path) ->
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / ARTIFACT_PATH
         mlflow.pytorch.save_model(
-            serving, str(local), signature=signature(num_classes), input_example=example,
+            serving,
+            str(local),
+            signature=signature(num_classes),
+            input_example=example,
             code_paths=[str(code_dir)],  # the pickled module's classes import from here
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}", f"mlflow=={mlflow.__version__}"],
+            pip_requirements=[
+                f"torch=={torch.__version__.split('+')[0]}",
+                f"numpy=={np.__version__}",
+                f"mlflow=={mlflow.__version__}",
+            ],
         )
         client.log_artifacts(run_id, str(local), ARTIFACT_PATH)
     return f"{client.get_run(run_id).info.artifact_uri}/{ARTIFACT_PATH}"

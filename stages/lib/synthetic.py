@@ -6,6 +6,7 @@ blown up to 36x36 pixels. An image is a random 32x32 window of its prototype
 are separable yet no two images are alike. Fine class c belongs to coarse
 class c // 5, five fine classes per superclass as in CIFAR-100.
 """
+
 from __future__ import annotations
 
 import numpy as np

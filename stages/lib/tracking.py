@@ -7,6 +7,7 @@ Before using a tracking server (http/https), `configure` asks it for its
 version: a server that rejects the credentials, cannot be reached or is too
 old stops the stage with one line naming the fix, before anything is logged.
 """
+
 from __future__ import annotations
 
 import os
@@ -59,7 +60,8 @@ def _reason(exc: Exception) -> str:
     """The gist of a connection failure (requests nests it deep in its message)."""
     text = str(exc)
     found = re.search(r"\[Errno -?\d+\] ([^\"')\]]+)", text) or re.search(
-        r"(timed out|certificate verify failed|Name or service not known)", text)
+        r"(timed out|certificate verify failed|Name or service not known)", text
+    )
     return found.group(1).strip() if found else text.splitlines()[0][:120]
 
 
@@ -72,17 +74,31 @@ def server_version(uri: str) -> str | None:
 
     where = redact(uri)
     try:
-        resp = http_request(get_default_host_creds(uri), "/version", "GET", max_retries=PROBE_ATTEMPTS - 1,
-                            backoff_factor=1, backoff_jitter=0, timeout=10, raise_on_status=False)
+        resp = http_request(
+            get_default_host_creds(uri),
+            "/version",
+            "GET",
+            max_retries=PROBE_ATTEMPTS - 1,
+            backoff_factor=1,
+            backoff_jitter=0,
+            timeout=10,
+            raise_on_status=False,
+        )
     except MlflowException as exc:
-        raise PipelineError(f"MLflow server {where} is unreachable after {PROBE_ATTEMPTS} attempts ({_reason(exc)}): "
-                            "check MLFLOW_TRACKING_URI in .env and that the server is up") from None
+        raise PipelineError(
+            f"MLflow server {where} is unreachable after {PROBE_ATTEMPTS} attempts ({_reason(exc)}): "
+            "check MLFLOW_TRACKING_URI in .env and that the server is up"
+        ) from None
     if resp.status_code in (401, 403):
-        raise PipelineError(f"MLflow server {where} rejected the credentials (HTTP {resp.status_code}): set "
-                            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (DagsHub: user and token) in .env")
+        raise PipelineError(
+            f"MLflow server {where} rejected the credentials (HTTP {resp.status_code}): set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (DagsHub: user and token) in .env"
+        )
     if resp.status_code >= 500:
-        raise PipelineError(f"MLflow server {where} answered HTTP {resp.status_code} after {PROBE_ATTEMPTS} attempts: "
-                            "retry later, or check the server's logs")
+        raise PipelineError(
+            f"MLflow server {where} answered HTTP {resp.status_code} after {PROBE_ATTEMPTS} attempts: "
+            "retry later, or check the server's logs"
+        )
     found = re.fullmatch(r"\s*(\d+)\.(\d+)[\w.+-]*\s*", resp.text) if resp.status_code == 200 else None
     return found.group(0).strip() if found else None
 
@@ -93,8 +109,10 @@ def check_server(uri: str) -> str | None:
         version = server_version(uri)
         if version is not None and tuple(int(n) for n in version.split(".")[:2]) < MIN_SERVER:
             need = ".".join(map(str, MIN_SERVER))
-            raise PipelineError(f"MLflow server {redact(uri)} runs MLflow {version}, which lacks registered-model "
-                                f"aliases (champion/challenger): this pipeline needs a server >= {need}")
+            raise PipelineError(
+                f"MLflow server {redact(uri)} runs MLflow {version}, which lacks registered-model "
+                f"aliases (champion/challenger): this pipeline needs a server >= {need}"
+            )
         _server_versions[uri] = version
     return _server_versions[uri]
 
@@ -144,6 +162,8 @@ def find_run(model_sha256: str) -> str | None:
 
     runs = mlflow.search_runs(
         filter_string=f"tags.{MODEL_TAG} = '{model_sha256}'",
-        order_by=["attributes.start_time DESC"], max_results=1, output_format="list",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
     )
     return runs[0].info.run_id if runs else None

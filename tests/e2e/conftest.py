@@ -1,4 +1,5 @@
 """End-to-end helpers: sandboxes built by scripts/smoke.py and real `dvc` runs."""
+
 from __future__ import annotations
 
 import os
@@ -6,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts.smoke import OVERRIDES, make_sandbox, merge
+from scripts.sandbox import SMOKE_OVERRIDES, make_sandbox, merge
 
-E2E = merge(OVERRIDES, {"recipes": {"fast": {"epochs": 8}}})
+E2E = merge(SMOKE_OVERRIDES, {"recipes": {"fast": {"epochs": 8}}})
 
 
 def dvc(sandbox: Path, *args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -16,8 +17,14 @@ def dvc(sandbox: Path, *args: str, env: dict | None = None, check: bool = True) 
     base = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     base["PIPELINE_EXECUTOR"] = "local"  # `env` may ask for docker
     base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
-    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=sandbox, env={**base, **(env or {})},
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=sandbox,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if check and done.returncode:
         raise AssertionError(f"dvc {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done

@@ -1,4 +1,5 @@
 """`make run` through the dvc-runner and sibling stage containers, on a real Docker engine."""
+
 import json
 import os
 import re
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.smoke import merge
+from scripts.sandbox import merge
 from tests.e2e.conftest import E2E, dvc, ran, sandbox
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -17,8 +18,16 @@ UID = GID = 4321  # not the test's own uid: outputs must belong to whoever invok
 
 
 def make(project: Path, base_image: str, *targets: str, **popen) -> subprocess.CompletedProcess | subprocess.Popen:
-    cmd = ["make", "--no-print-directory", "-C", str(project), *targets, f"BASE_IMAGE={base_image}",
-           f"HOST_UID={UID}", f"HOST_GID={GID}"]
+    cmd = [
+        "make",
+        "--no-print-directory",
+        "-C",
+        str(project),
+        *targets,
+        f"BASE_IMAGE={base_image}",
+        f"HOST_UID={UID}",
+        f"HOST_GID={GID}",
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MAKE"))}
     if popen:
         return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
@@ -29,8 +38,9 @@ def containers(project: Path) -> list[str]:
     """Running stage containers of this project, plus any dvc-runner."""
     found = []
     for label in (f"cifar100.workdir={project}", "com.docker.compose.service=dvc-runner"):
-        found += subprocess.run(["docker", "ps", "-q", "--filter", f"label={label}"],
-                                capture_output=True, text=True, check=True).stdout.split()
+        found += subprocess.run(
+            ["docker", "ps", "-q", "--filter", f"label={label}"], capture_output=True, text=True, check=True
+        ).stdout.split()
     return found
 
 

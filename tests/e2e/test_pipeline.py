@@ -1,4 +1,5 @@
 """`dvc repro` of the real dvc.yaml, in a temporary git+DVC repo, on the synthetic source."""
+
 import json
 
 import mlflow

@@ -3,6 +3,7 @@
 to moto's S3, `make git-sync` to a bare origin, then a fresh clone that pulls and finds
 nothing to rerun. The password and the S3 secret must show up nowhere but .env,
 .dvc/config.local and the servers; a watch samples every process's command line."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,21 +18,41 @@ import pytest
 
 from tests.conftest import TINY
 from tests.e2e.conftest import ran, sandbox
-from tests.servers import ROOT, ArgvWatch, git_origin, mlflow_servers, moto_s3  # noqa: F401  (fixtures)
+from tests.support.servers import ROOT, ArgvWatch, git_origin, mlflow_servers, moto_s3  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow
-EXTRA = ("Makefile", "pyproject.toml", "scripts/__init__.py", "scripts/remote_common.py", "scripts/remote.py",
-         "scripts/dagshub_setup.py", "scripts/git_sync.py", "scripts/smoke.py")
+EXTRA = (
+    "Makefile",
+    "pyproject.toml",
+    "scripts/__init__.py",
+    "scripts/remote_common.py",
+    "scripts/remote.py",
+    "scripts/dagshub_setup.py",
+    "scripts/git_sync.py",
+    "scripts/smoke.py",
+)
 MODEL = "cifar100-remote-e2e"
 
 
 def make(project: Path, target: str, log: list[str], check: bool = True) -> subprocess.CompletedProcess:
     """`make target` with a clean environment: every setting comes from the project's .env."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_", "DAGSHUB_", "DVC_REMOTE"))}
-    env.update({"GIT_AUTHOR_NAME": "e2e", "GIT_AUTHOR_EMAIL": "e2e@localhost",
-                "GIT_COMMITTER_NAME": "e2e", "GIT_COMMITTER_EMAIL": "e2e@localhost"})
-    done = subprocess.run(["make", "--no-print-directory", f"VENV={ROOT / '.venv'}", target], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=900)
+    env.update(
+        {
+            "GIT_AUTHOR_NAME": "e2e",
+            "GIT_AUTHOR_EMAIL": "e2e@localhost",
+            "GIT_COMMITTER_NAME": "e2e",
+            "GIT_COMMITTER_EMAIL": "e2e@localhost",
+        }
+    )
+    done = subprocess.run(
+        ["make", "--no-print-directory", f"VENV={ROOT / '.venv'}", target],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     log.append(done.stdout + done.stderr)
     if check and done.returncode:
         raise AssertionError(f"make {target} failed:\n{done.stdout}\n{done.stderr}")
@@ -66,17 +87,31 @@ def flow(tmp_path_factory, mlflow_servers, moto_s3):  # noqa: F811
     branch = git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
     git(base, "init", "-q", "--bare", "-b", branch, str(origin))  # its HEAD names the branch git-sync pushes
     git(root, "remote", "add", "origin", str(origin))
-    settings = {**server.env, "DVC_REMOTE_URL": f"s3://{moto_s3.bucket}/e2e", "AWS_ENDPOINT_URL": moto_s3.endpoint,
-                "AWS_ACCESS_KEY_ID": moto_s3.access_key_id, "AWS_SECRET_ACCESS_KEY": moto_s3.secret_access_key,
-                "AWS_DEFAULT_REGION": moto_s3.region}
+    settings = {
+        **server.env,
+        "DVC_REMOTE_URL": f"s3://{moto_s3.bucket}/e2e",
+        "AWS_ENDPOINT_URL": moto_s3.endpoint,
+        "AWS_ACCESS_KEY_ID": moto_s3.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": moto_s3.secret_access_key,
+        "AWS_DEFAULT_REGION": moto_s3.region,
+    }
     dotenv(root, **settings)
     secrets = (server.password, moto_s3.secret_access_key)
     log: list[str] = []
     with ArgvWatch(*secrets) as watch:
         for target in ("dagshub", "run-local", "push", "git-sync"):
             make(root, target, log)
-    return {"root": root, "origin": origin, "server": server, "settings": settings, "secrets": secrets,
-            "log": log, "argv_hits": watch.hits, "argv_seen": watch.seen, "base": base}
+    return {
+        "root": root,
+        "origin": origin,
+        "server": server,
+        "settings": settings,
+        "secrets": secrets,
+        "log": log,
+        "argv_hits": watch.hits,
+        "argv_seen": watch.seen,
+        "base": base,
+    }
 
 
 def test_the_pipeline_ran_and_registered_on_the_server(flow):
@@ -137,8 +172,9 @@ def test_a_fresh_clone_pulls_everything_and_repro_has_nothing_to_do(flow):
     assert digests(clone) == digests(flow["root"])
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    again = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=clone, env=env, capture_output=True,
-                           text=True, timeout=600)
+    again = subprocess.run(
+        [sys.executable, "-m", "dvc", "repro"], cwd=clone, env=env, capture_output=True, text=True, timeout=600
+    )
     assert again.returncode == 0 and ran(again.stdout) == []
     assert (clone / "dvc.lock").read_text() == (flow["root"] / "dvc.lock").read_text()
 

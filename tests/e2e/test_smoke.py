@@ -12,8 +12,9 @@ pytestmark = pytest.mark.slow
 def test_smoke_prints_one_json_line_and_leaves_the_project_alone():
     lock = ROOT / "dvc.lock"
     before = lock.read_bytes() if lock.exists() else None
-    done = subprocess.run([sys.executable, "scripts/smoke.py", "--epochs", "1"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "scripts/smoke.py", "--epochs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(result) == {"model", "version", "aliases", "test_top1"}

@@ -1,4 +1,5 @@
 """Run real stages in-process through `python -m stages`, with argv taken from dvc.yaml."""
+
 from __future__ import annotations
 
 import shlex
@@ -7,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from scripts.sandbox import merge
 from stages.__main__ import main as dispatch
 from stages.lib import params
 from tests.conftest import ROOT, TINY, write_params
-from scripts.smoke import merge
 
 DVC_YAML = params.read_yaml(ROOT / "dvc.yaml")
 

@@ -1,15 +1,15 @@
 """The train stage as two torchrun processes on CPU (Gloo): the stage sees "two GPUs"
 (torch.cuda patched in this process only, standing in for the hardware) and re-runs
 itself under torchrun; the workers, which see the real machine, train on CPU."""
+
 from __future__ import annotations
 
 import shutil
 
 import mlflow
 import numpy as np
-import torch
-
 import pytest
+import torch
 
 from stages.lib import dataset, fsio, model, tracking
 from tests.integration.conftest import run_stage

@@ -106,7 +106,9 @@ def test_synthetic_ingest_is_byte_reproducible(project):
 
 
 def test_archive_with_right_md5_is_unpacked(project, archive):
-    set_params(project, data={"source": "archive", "archive": {"path": str(archive), "md5": _md5(archive.read_bytes())}})
+    set_params(
+        project, data={"source": "archive", "archive": {"path": str(archive), "md5": _md5(archive.read_bytes())}}
+    )
     assert run_stage("ingest") == 0
     got = dataset.read_raw(project / "data" / "raw")
     np.testing.assert_array_equal(got.test.images, synthetic.generate(SOURCE).test.images)

@@ -1,11 +1,13 @@
 """The launcher in-process against a real Docker engine (stage image built by `make build`)."""
+
 import os
 import shutil
 import subprocess
 
 import pytest
 
-from stages.lib import fsio, launch
+from runner import launch
+from stages.lib import fsio
 from tests.conftest import ROOT
 from tests.integration.conftest import run_stage, stage_argv
 
@@ -15,11 +17,18 @@ pytestmark = pytest.mark.docker
 @pytest.fixture(scope="module")
 def image(base_image) -> str:
     """The stage image on `base_image`, built by `make build` if missing."""
-    done = subprocess.run(["make", "--no-print-directory", "-s", "-C", str(ROOT), f"BASE_IMAGE={base_image}", "build"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-s", "-C", str(ROOT), f"BASE_IMAGE={base_image}", "build"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
-    tag = subprocess.run(["make", "--no-print-directory", "-s", "-C", str(ROOT), f"BASE_IMAGE={base_image}",
-                          "print-stage-image"], capture_output=True, text=True, check=True)
+    tag = subprocess.run(
+        ["make", "--no-print-directory", "-s", "-C", str(ROOT), f"BASE_IMAGE={base_image}", "print-stage-image"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return tag.stdout.strip()
 
 

@@ -1,6 +1,7 @@
 """The pipeline's MLflow code against real tracking servers with basic auth: MLflow 3.x
 and 2.22.2 (the last 2.x; DagsHub's hosted MLflow is reported to run 2.x). Credentials
 come from the environment, as a stage gets them."""
+
 from __future__ import annotations
 
 import http.server
@@ -15,7 +16,7 @@ from mlflow import MlflowClient
 from stages.lib import dataset, fsio, tracking
 from stages.lib.cli import PipelineError
 from tests.integration.conftest import run_stage, set_params
-from tests.servers import mlflow_servers  # noqa: F401  (fixture)
+from tests.support.servers import mlflow_servers  # noqa: F401  (fixture)
 
 VERSIONS = ["3", "2"]
 
@@ -112,9 +113,10 @@ def test_mlflow_check_reports_the_version_or_one_line_error(server, monkeypatch,
 
 class _Fake(http.server.BaseHTTPRequestHandler):
     """An MLflow server that predates aliases, or one with no /version route."""
+
     version = "2.1.1"
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         body = self.version.encode()
         self.send_response(200 if self.version else 404)
         self.send_header("Content-Length", str(len(body)))
@@ -149,7 +151,7 @@ def test_a_server_that_does_not_say_its_version_is_used_as_is(fake_server, monke
 
 
 def test_an_unreachable_server_fails_after_bounded_retries(monkeypatch):
-    from tests.servers import free_port
+    from tests.support.servers import free_port
 
     monkeypatch.setattr(tracking, "_server_versions", {})
     with pytest.raises(PipelineError, match=r"unreachable after 3 attempts \(Connection refused\)") as caught:

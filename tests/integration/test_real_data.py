@@ -4,6 +4,7 @@ The copy in ../shared/cifar100 (or $CIFAR100_ARCHIVE) has the official pixels,
 labels and order but other bytes, so its md5 goes in params as the `archive`
 source allows. Skips where no copy exists (a fresh CI machine has none).
 """
+
 from __future__ import annotations
 
 import os

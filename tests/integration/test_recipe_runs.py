@@ -1,5 +1,6 @@
 """Each committed recipe, with its own net and settings, trains one short epoch on CPU
 through the real train and evaluate stages; test-time augmentation on the result."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,5 +1,6 @@
 """`make dagshub`: the remote's URL into .dvc/config, its keys into .dvc/config.local only,
 from the environment or .env, with one-line errors for what is missing."""
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ from dvc.config import Config
 
 from scripts import dagshub_setup
 from scripts.remote_common import main, settings
-from tests.servers import ROOT, ArgvWatch
+from tests.support.servers import ROOT, ArgvWatch
 
 TOKEN = "dh-0f9e8d7c6b5a4f3e2d1c"
 MANAGED = ("DAGSHUB_", "DVC_REMOTE", "AWS_", "MLFLOW_")
@@ -55,23 +56,31 @@ def test_dagshub_settings_from_dotenv(repo, capsys):
 
 
 def test_s3_endpoint_settings_from_the_environment(repo, monkeypatch, capsys):
-    env = {"DVC_REMOTE_URL": "s3://bucket/cifar", "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
-           "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t-s3cr3t-s3cr3t",
-           "AWS_DEFAULT_REGION": "eu-west-1"}
+    env = {
+        "DVC_REMOTE_URL": "s3://bucket/cifar",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "s3cr3t-s3cr3t-s3cr3t",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert setup(capsys)[0] == 0
     shared = Config(str(repo / ".dvc")).load_one("repo")
     assert shared["core"]["remote"] == "s3"
-    assert shared["remote"]["s3"] == {"url": "s3://bucket/cifar", "endpointurl": "http://127.0.0.1:9000",
-                                      "region": "eu-west-1"}
+    assert shared["remote"]["s3"] == {
+        "url": "s3://bucket/cifar",
+        "endpointurl": "http://127.0.0.1:9000",
+        "region": "eu-west-1",
+    }
     local = Config(str(repo / ".dvc")).load_one("local")
     assert local["remote"]["s3"] == {"access_key_id": "AKIAEXAMPLE", "secret_access_key": "s3cr3t-s3cr3t-s3cr3t"}
 
 
 def test_keys_left_in_the_shared_config_are_removed(repo, monkeypatch, capsys):
     (repo / ".dvc" / "config").write_text(
-        "['remote \"dagshub\"']\n    url = s3://dvc\n    access_key_id = leaked\n    secret_access_key = leaked\n")
+        "['remote \"dagshub\"']\n    url = s3://dvc\n    access_key_id = leaked\n    secret_access_key = leaked\n"
+    )
     for key, value in {"DAGSHUB_OWNER": "o", "DAGSHUB_REPO": "r", "DAGSHUB_TOKEN": TOKEN}.items():
         monkeypatch.setenv(key, value)
     code, out, _ = setup(capsys)
@@ -79,11 +88,14 @@ def test_keys_left_in_the_shared_config_are_removed(repo, monkeypatch, capsys):
     assert "leaked" not in (repo / ".dvc" / "config").read_text()
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"DAGSHUB_OWNER": "alice"}, "DAGSHUB_REPO, DAGSHUB_TOKEN not set"),
-    ({}, "no remote configured: set DAGSHUB_OWNER, DAGSHUB_REPO and DAGSHUB_TOKEN"),
-    ({"DVC_REMOTE_URL": "gs://bucket"}, "DVC_REMOTE_URL must be an s3:// URL"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"DAGSHUB_OWNER": "alice"}, "DAGSHUB_REPO, DAGSHUB_TOKEN not set"),
+        ({}, "no remote configured: set DAGSHUB_OWNER, DAGSHUB_REPO and DAGSHUB_TOKEN"),
+        ({"DVC_REMOTE_URL": "gs://bucket"}, "DVC_REMOTE_URL must be an s3:// URL"),
+    ],
+)
 def test_incomplete_settings_fail_with_one_line_and_write_nothing(repo, monkeypatch, capsys, env, message):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -142,10 +154,18 @@ def test_make_derives_dagshub_mlflow_settings_for_recipes(repo):
     (repo / "Makefile").write_text((ROOT / "Makefile").read_text() + show)
     (repo / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
     env = {k: v for k, v in os.environ.items() if not k.startswith(MANAGED)}
-    done = subprocess.run(["make", "-s", f"VENV={ROOT / '.venv'}", "show-env"], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert done.stdout.split() == ["MLFLOW_TRACKING_URI=https://dagshub.com/alice/cifar.mlflow",
-                                   "MLFLOW_TRACKING_USERNAME=alice"]
+    done = subprocess.run(
+        ["make", "-s", f"VENV={ROOT / '.venv'}", "show-env"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.split() == [
+        "MLFLOW_TRACKING_URI=https://dagshub.com/alice/cifar.mlflow",
+        "MLFLOW_TRACKING_USERNAME=alice",
+    ]
 
 
 def test_make_prefers_a_shell_value_over_dotenv(repo):
@@ -155,6 +175,12 @@ def test_make_prefers_a_shell_value_over_dotenv(repo):
     (repo / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
     env = {k: v for k, v in os.environ.items() if not k.startswith(MANAGED)}
     env.update({"DAGSHUB_OWNER": "bob", "DAGSHUB_REPO": ""})  # empty counts as unset
-    done = subprocess.run(["make", "-s", f"VENV={ROOT / '.venv'}", "show-env"], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["make", "-s", f"VENV={ROOT / '.venv'}", "show-env"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.stdout.split() == ["DAGSHUB_OWNER=bob", "DAGSHUB_REPO=cifar"]

@@ -1,6 +1,7 @@
 """`make dagshub/push/pull/git-sync` on a one-stage DVC project, against moto's S3 server
 (with IAM auth, as DagsHub's S3 endpoint), a local-folder remote and a bare git origin.
 The real pipeline goes through the same targets in tests/e2e/test_remote.py."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import ROOT, free_port, git_origin, moto_s3  # noqa: F401  (fixtures)
+from tests.support.servers import ROOT, free_port, git_origin, moto_s3  # noqa: F401  (fixtures)
 
 STAGE = """\
 import json, pathlib, yaml
@@ -39,8 +40,9 @@ stages:
 
 
 def sh(cwd: Path, *cmd: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run(list(cmd), cwd=cwd, env={**base_env(), **(env or {})}, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        list(cmd), cwd=cwd, env={**base_env(), **(env or {})}, capture_output=True, text=True, timeout=300
+    )
     if check and done.returncode:
         raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return done
@@ -49,10 +51,18 @@ def sh(cwd: Path, *cmd: str, env: dict | None = None, check: bool = True) -> sub
 def base_env() -> dict:
     """This venv first on PATH, the project's scripts importable, no outside settings, fast failures."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_", "DAGSHUB_", "DVC_REMOTE"))}
-    env.update({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", "PYTHONPATH": str(ROOT),
-                "AWS_MAX_ATTEMPTS": "1", "REMOTE_RETRY_DELAY_S": "0.2",
-                "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost",
-                "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@localhost"})
+    env.update(
+        {
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+            "PYTHONPATH": str(ROOT),
+            "AWS_MAX_ATTEMPTS": "1",
+            "REMOTE_RETRY_DELAY_S": "0.2",
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@localhost",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@localhost",
+        }
+    )
     return env
 
 
@@ -61,9 +71,13 @@ def make(cwd: Path, target: str, env: dict | None = None, check: bool = True) ->
 
 
 def s3_env(s3, prefix: str, **override) -> dict:
-    env = {"DVC_REMOTE_URL": f"s3://{s3.bucket}/{prefix}", "AWS_ENDPOINT_URL": s3.endpoint,
-           "AWS_ACCESS_KEY_ID": s3.access_key_id, "AWS_SECRET_ACCESS_KEY": s3.secret_access_key,
-           "AWS_DEFAULT_REGION": s3.region}
+    env = {
+        "DVC_REMOTE_URL": f"s3://{s3.bucket}/{prefix}",
+        "AWS_ENDPOINT_URL": s3.endpoint,
+        "AWS_ACCESS_KEY_ID": s3.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_access_key,
+        "AWS_DEFAULT_REGION": s3.region,
+    }
     return {**env, **override}
 
 
@@ -118,8 +132,12 @@ def script(monkeypatch, capsys):
     from scripts import dagshub_setup, git_sync, remote
     from scripts.remote_common import main
 
-    bodies = {"dagshub": (dagshub_setup._main, []), "push": (remote._main, ["push"]),
-              "pull": (remote._main, ["pull"]), "git-sync": (git_sync._main, [])}
+    bodies = {
+        "dagshub": (dagshub_setup._main, []),
+        "push": (remote._main, ["push"]),
+        "pull": (remote._main, ["pull"]),
+        "git-sync": (git_sync._main, []),
+    }
 
     def run_script(project: Path, target: str, env: dict | None = None, check: bool = True) -> Ran:
         for key in list(os.environ):
@@ -211,8 +229,13 @@ def test_wrong_keys_fail_with_one_line_and_lose_nothing(script, toy, moto_s3, wr
 
 
 def test_unreachable_remote_fails_after_bounded_retries(script, toy):
-    env = {"DVC_REMOTE_URL": "s3://dvc/x", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
-           "AWS_ACCESS_KEY_ID": "AKIAX", "AWS_SECRET_ACCESS_KEY": "not-a-real-secret", "REMOTE_ATTEMPTS": "2"}
+    env = {
+        "DVC_REMOTE_URL": "s3://dvc/x",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+        "AWS_ACCESS_KEY_ID": "AKIAX",
+        "AWS_SECRET_ACCESS_KEY": "not-a-real-secret",
+        "REMOTE_ATTEMPTS": "2",
+    }
     script(toy, "dagshub", env)
     done = script(toy, "push", env, check=False)
     assert done.returncode != 0

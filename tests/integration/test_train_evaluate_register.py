@@ -123,7 +123,9 @@ def test_a_checkpoint_from_other_settings_is_not_resumed(trained, monkeypatch, c
 
 def test_train_on_missing_data_fails_with_one_line(project, capsys):
     assert run_stage("train") == 1
-    assert capsys.readouterr().err == "train: error: data/processed/meta.json: file not found (run the preprocess stage)\n"
+    assert (
+        capsys.readouterr().err == "train: error: data/processed/meta.json: file not found (run the preprocess stage)\n"
+    )
     assert not (project / "models").exists()
 
 

@@ -119,7 +119,8 @@ def test_preprocess_is_byte_reproducible(project, set_val):
     out = project / "data" / "processed"
     first = {p.name: p.read_bytes() for p in out.iterdir()}
     assert sorted(first) == sorted(
-        [f"{s}_{k}.npy" for s in ("train", "val", "test") for k in ("x", "y", "coarse")] + ["meta.json"])
+        [f"{s}_{k}.npy" for s in ("train", "val", "test") for k in ("x", "y", "coarse")] + ["meta.json"]
+    )
     assert run_stage("preprocess") == 0
     assert {p.name: p.read_bytes() for p in out.iterdir()} == first
 
@@ -166,6 +167,10 @@ def test_out_of_range_labels_fail_cleanly(project, capsys, bad):
 
 def test_empty_test_split_fails_on_the_class_minimum(project, capsys):
     empty = np.empty(0, dtype=np.int64)
-    _write(project, lambda ds: dataclasses.replace(
-        ds, test=dataclasses.replace(ds.test, images=np.empty((0, 3072), np.uint8), fine=empty, coarse=empty)))
+    _write(
+        project,
+        lambda ds: dataclasses.replace(
+            ds, test=dataclasses.replace(ds.test, images=np.empty((0, 3072), np.uint8), fine=empty, coarse=empty)
+        ),
+    )
     _fails(project, capsys, "test: a class has 0 images, need >= 1")

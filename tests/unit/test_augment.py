@@ -32,7 +32,7 @@ def test_crop_is_a_window_of_the_padded_image():
     out = random_crop(x, 2, _gen(3))
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for i in range(len(x)):
-        windows = [padded[i, :, dy:dy + 32, dx:dx + 32] for dy in range(5) for dx in range(5)]
+        windows = [padded[i, :, dy : dy + 32, dx : dx + 32] for dy in range(5) for dx in range(5)]
         assert any(torch.equal(out[i], w) for w in windows)
 
 

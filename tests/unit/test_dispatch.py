@@ -1,4 +1,5 @@
 """`python -m stages`: the one entry point every dvc.yaml cmd goes through."""
+
 import subprocess
 import sys
 
@@ -35,6 +36,7 @@ def test_expected_failures_are_one_line_without_traceback(capsys):
 
 
 def test_module_entry_point_exit_code():
-    done = subprocess.run([sys.executable, "-m", "stages", "nope"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "stages", "nope"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2 and "usage:" in done.stderr

@@ -1,23 +1,37 @@
 """The launcher's container spec, without a Docker daemon."""
+
 from pathlib import Path
 
 import pytest
 from docker.types import DeviceRequest
 
+from runner import launch
 from stages.__main__ import main as dispatch
-from stages.lib import launch
 from stages.lib.cli import PipelineError
 
 ENV = {
-    "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000", "MLFLOW_TRACKING_PASSWORD": "s3cret",
-    "AWS_SECRET_ACCESS_KEY": "nope", "HOME": "/root", "PATH": "/usr/bin", "PIPELINE_EXECUTOR": "docker",
-    "PIPELINE_GIT_COMMIT": "abc", "PIPELINE_EXTRA_MOUNTS": "/data/archives",
+    "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
+    "MLFLOW_TRACKING_PASSWORD": "s3cret",
+    "AWS_SECRET_ACCESS_KEY": "nope",
+    "HOME": "/root",
+    "PATH": "/usr/bin",
+    "PIPELINE_EXECUTOR": "docker",
+    "PIPELINE_GIT_COMMIT": "abc",
+    "PIPELINE_EXTRA_MOUNTS": "/data/archives",
 }
 
 
 def _spec(**changes):
-    args = dict(argv=["train", "--params", "params.yaml"], workdir=Path("/home/u/proj"), image="stage:1",
-                image_id="sha256:ab", environ=ENV, uid=1000, gid=1001, devices=[])
+    args = dict(
+        argv=["train", "--params", "params.yaml"],
+        workdir=Path("/home/u/proj"),
+        image="stage:1",
+        image_id="sha256:ab",
+        environ=ENV,
+        uid=1000,
+        gid=1001,
+        devices=[],
+    )
     args.update(changes)
     return launch.container_spec(**args)
 

@@ -9,7 +9,6 @@ from stages.lib import params
 from stages.lib.params import ParamsError
 from tests.conftest import write_params
 
-
 _FAST = params.read_yaml(Path(__file__).resolve().parents[2] / "params.yaml")["recipes"]["fast"]
 
 
@@ -42,12 +41,15 @@ def test_out_of_range_names_file_key_and_value(raw):
     assert _error(raw) == "params.yaml: recipes.fast.lr must be > 0, got -0.1"
 
 
-@pytest.mark.parametrize("section, key, value, expected", [
-    ("train", "log_every", 0, "train.log_every must be >= 1, got 0"),
-    ("preprocess", "val_fraction", 1.0, "preprocess.val_fraction must be < 1, got 1.0"),
-    ("register", "promote_margin", 1.5, "register.promote_margin must be <= 1, got 1.5"),
-    ("validate", "min_image_std", -1, "validate.min_image_std must be >= 0, got -1.0"),
-])
+@pytest.mark.parametrize(
+    "section, key, value, expected",
+    [
+        ("train", "log_every", 0, "train.log_every must be >= 1, got 0"),
+        ("preprocess", "val_fraction", 1.0, "preprocess.val_fraction must be < 1, got 1.0"),
+        ("register", "promote_margin", 1.5, "register.promote_margin must be <= 1, got 1.5"),
+        ("validate", "min_image_std", -1, "validate.min_image_std must be >= 0, got -1.0"),
+    ],
+)
 def test_each_bound_kind_is_enforced(raw, section, key, value, expected):
     raw[section][key] = value
     assert _error(raw) == f"params.yaml: {expected}"
@@ -76,10 +78,16 @@ def test_missing_key_is_rejected(raw):
     assert _error(raw) == "params.yaml: missing key recipes.fast.lr"
 
 
-@pytest.mark.parametrize("key, value, kind", [
-    ("epochs", "3", "int"), ("epochs", True, "int"), ("epochs", 2.5, "int"),
-    ("lr", "0.1", "float"), ("nesterov", 1, "bool"),
-])
+@pytest.mark.parametrize(
+    "key, value, kind",
+    [
+        ("epochs", "3", "int"),
+        ("epochs", True, "int"),
+        ("epochs", 2.5, "int"),
+        ("lr", "0.1", "float"),
+        ("nesterov", 1, "bool"),
+    ],
+)
 def test_wrong_types_are_rejected(raw, key, value, kind):
     raw["recipes"]["fast"][key] = value
     assert _error(raw) == f"params.yaml: recipes.fast.{key} must be {kind}, got {value!r}"
@@ -132,12 +140,19 @@ def test_flatten():
     assert params.flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
 
 
-@pytest.mark.parametrize("section, key, value, expected", [
-    ("recipes", "fast", {**_FAST, "lr": 0}, "recipes.fast.lr must be > 0, got 0.0"),
-    ("recipes", "fast", {**_FAST, "momentum": 1}, "recipes.fast.momentum must be < 1, got 1.0"),
-    ("data", "synthetic", {"train_per_class": 1, "test_per_class": 1, "noise": 0.0, "seed": 0},
-     "data.synthetic.train_per_class must be >= 2, got 1"),
-])
+@pytest.mark.parametrize(
+    "section, key, value, expected",
+    [
+        ("recipes", "fast", {**_FAST, "lr": 0}, "recipes.fast.lr must be > 0, got 0.0"),
+        ("recipes", "fast", {**_FAST, "momentum": 1}, "recipes.fast.momentum must be < 1, got 1.0"),
+        (
+            "data",
+            "synthetic",
+            {"train_per_class": 1, "test_per_class": 1, "noise": 0.0, "seed": 0},
+            "data.synthetic.train_per_class must be >= 2, got 1",
+        ),
+    ],
+)
 def test_bounds_at_their_edges(raw, section, key, value, expected):
     raw[section][key] = value
     assert _error(raw) == f"params.yaml: {expected}"
@@ -151,14 +166,21 @@ def test_bounds_accept_their_inclusive_edges(raw):
     assert (p.register.promote_margin, p.preprocess.val_fraction, p.recipes.fast.augment.pad) == (1.0, 0.0, 16)
 
 
-@pytest.mark.parametrize("path, value, expected", [
-    (("data", "source"), "imagenet", "data.source must be one of cifar100, archive, synthetic, got 'imagenet'"),
-    (("recipes", "resnet18", "schedule"), "step", "recipes.resnet18.schedule must be one of onecycle, cosine, got 'step'"),
-    (("train", "device"), "tpu", "train.device must be one of auto, cpu, cuda, got 'tpu'"),
-    (("recipes", "fast", "augment", "flip"), "yes", "recipes.fast.augment.flip must be bool, got 'yes'"),
-    (("register", "model_name"), 7, "register.model_name must be str, got 7"),
-    (("data", "synthetic", "seed"), 1.0, "data.synthetic.seed must be int, got 1.0"),
-])
+@pytest.mark.parametrize(
+    "path, value, expected",
+    [
+        (("data", "source"), "imagenet", "data.source must be one of cifar100, archive, synthetic, got 'imagenet'"),
+        (
+            ("recipes", "resnet18", "schedule"),
+            "step",
+            "recipes.resnet18.schedule must be one of onecycle, cosine, got 'step'",
+        ),
+        (("train", "device"), "tpu", "train.device must be one of auto, cpu, cuda, got 'tpu'"),
+        (("recipes", "fast", "augment", "flip"), "yes", "recipes.fast.augment.flip must be bool, got 'yes'"),
+        (("register", "model_name"), 7, "register.model_name must be str, got 7"),
+        (("data", "synthetic", "seed"), 1.0, "data.synthetic.seed must be int, got 1.0"),
+    ],
+)
 def test_nested_choices_and_types_name_the_dotted_key(raw, path, value, expected):
     node = raw
     for key in path[:-1]:

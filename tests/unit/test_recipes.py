@@ -1,4 +1,5 @@
 """Recipes as params, the run-time checks around them, sharding a batch over DDP ranks, and the weight EMA."""
+
 import copy
 import dataclasses
 import os
@@ -57,23 +58,29 @@ def test_recipes_take_no_extra_entries_and_need_both(raw):
     assert _error(raw) == "params.yaml: missing key recipes.resnet18"
 
 
-@pytest.mark.parametrize("value, expected", [
-    (0, "recipes.fast.batch_size must be >= 1, got 0"),
-    (-512, "recipes.fast.batch_size must be >= 1, got -512"),
-    (512.0, "recipes.fast.batch_size must be int, got 512.0"),
-    ("512", "recipes.fast.batch_size must be int, got '512'"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (0, "recipes.fast.batch_size must be >= 1, got 0"),
+        (-512, "recipes.fast.batch_size must be >= 1, got -512"),
+        (512.0, "recipes.fast.batch_size must be int, got 512.0"),
+        ("512", "recipes.fast.batch_size must be int, got '512'"),
+    ],
+)
 def test_bad_batch_size_is_rejected(raw, value, expected):
     raw["recipes"]["fast"]["batch_size"] = value
     assert _error(raw) == f"params.yaml: {expected}"
 
 
-@pytest.mark.parametrize("key, value, expected", [
-    ("ema", 1.0, "recipes.fast.ema must be < 1, got 1.0"),
-    ("tta_flip", "yes", "recipes.fast.tta_flip must be bool, got 'yes'"),
-    ("tta_translate", 5, "recipes.fast.tta_translate must be <= 4, got 5"),
-    ("tta_translate", -1, "recipes.fast.tta_translate must be >= 0, got -1"),
-])
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("ema", 1.0, "recipes.fast.ema must be < 1, got 1.0"),
+        ("tta_flip", "yes", "recipes.fast.tta_flip must be bool, got 'yes'"),
+        ("tta_translate", 5, "recipes.fast.tta_translate must be <= 4, got 5"),
+        ("tta_translate", -1, "recipes.fast.tta_translate must be >= 0, got -1"),
+    ],
+)
 def test_recipe_extras_are_checked(raw, key, value, expected):
     raw["recipes"]["fast"][key] = value
     assert _error(raw) == f"params.yaml: {expected}"
@@ -99,8 +106,10 @@ def test_compile_on_where_it_cannot_run_fails_at_resolve_time(raw, monkeypatch):
     monkeypatch.setenv("CXX", "/nonexistent/c++")  # Inductor's CPU backend has no compiler to call
     with pytest.raises(PipelineError) as exc:
         device.resolve(_cpu(raw, compile="on"))
-    assert str(exc.value) == ("params.yaml: train.compile is on, but torch.compile cannot run on cpu: Inductor "
-                              "needs a C++ compiler for CPU code and '/nonexistent/c++' is not on PATH")
+    assert str(exc.value) == (
+        "params.yaml: train.compile is on, but torch.compile cannot run on cpu: Inductor "
+        "needs a C++ compiler for CPU code and '/nonexistent/c++' is not on PATH"
+    )
     assert device.resolve(_cpu(raw, compile="auto")).compile is False  # auto never compiles on CPU
     assert device.resolve(_cpu(raw, compile="off")).compile is False
 
@@ -116,15 +125,23 @@ def test_torchrun_is_used_only_with_several_gpus_outside_torchrun(raw, monkeypat
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # stands in for a GPU machine
     for count, expected in ((0, 0), (1, 0), (4, 4)):
-        monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda count=count: count)
         assert distributed.processes_to_launch(cfg) == expected
     assert distributed.processes_to_launch(dataclasses.replace(cfg, distributed="off")) == 0
     assert distributed.processes_to_launch(dataclasses.replace(cfg, device="cpu")) == 0
     monkeypatch.setenv("WORLD_SIZE", "4")  # already one of torchrun's processes
     assert distributed.processes_to_launch(cfg) == 0
     cmd = distributed.torchrun_command(4, "stages.train", ["--params", "params.yaml"])
-    assert cmd[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4",
-                       "-m", "stages.train", "--params", "params.yaml"]
+    assert cmd[1:] == [
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=4",
+        "-m",
+        "stages.train",
+        "--params",
+        "params.yaml",
+    ]
 
 
 def test_group_from_torchruns_environment(monkeypatch):
@@ -157,7 +174,9 @@ def _epoch_batches(cfg, data, group) -> list[torch.Tensor]:
     net = _Recorder()
     opt, sched = loop.build_optimizer(net, cfg, 100)
     gen = torch.Generator().manual_seed(7)
-    loop.train_epoch(net, opt, sched, data, cfg, loop.Normalizer([0.5] * 3, [0.25] * 3, rt), rt, gen, tqdm(disable=True), group)
+    loop.train_epoch(
+        net, opt, sched, data, cfg, loop.Normalizer([0.5] * 3, [0.25] * 3, rt), rt, gen, tqdm(disable=True), group
+    )
     return net.seen
 
 

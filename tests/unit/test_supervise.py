@@ -9,8 +9,9 @@ CHILD = "trap 'echo interrupted; exit 3' INT; echo ready; while true; do sleep 0
 
 
 def test_sigterm_reaches_the_whole_child_group_as_sigint():
-    proc = subprocess.Popen([sys.executable, "-m", "stages.lib.supervise", "sh", "-c", CHILD], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner.supervise", "sh", "-c", CHILD], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)  # what `docker stop` sends to PID 1
@@ -19,7 +20,6 @@ def test_sigterm_reaches_the_whole_child_group_as_sigint():
 
 
 def test_exit_code_passes_through_and_usage_is_checked():
-    done = subprocess.run([sys.executable, "-m", "stages.lib.supervise", "sh", "-c", "exit 7"], cwd=ROOT)
+    done = subprocess.run([sys.executable, "-m", "runner.supervise", "sh", "-c", "exit 7"], cwd=ROOT)
     assert done.returncode == 7
-    assert subprocess.run([sys.executable, "-m", "stages.lib.supervise"], cwd=ROOT,
-                          capture_output=True).returncode == 2
+    assert subprocess.run([sys.executable, "-m", "runner.supervise"], cwd=ROOT, capture_output=True).returncode == 2

@@ -19,7 +19,9 @@ def test_data_hashes_come_from_dvc_lock(tmp_path, monkeypatch):
         "      md5: abc.dir\n  validate:\n    cmd: y\n"
     )
     assert tracking.data_hashes(["data/raw", "data/processed"]) == {
-        "data.data/raw": "abc.dir", "data.data/processed": "unknown"}
+        "data.data/raw": "abc.dir",
+        "data.data/processed": "unknown",
+    }
 
 
 def test_git_state_in_a_repo_outside_one_and_from_the_launcher(tmp_path, monkeypatch):
@@ -27,8 +29,13 @@ def test_git_state_in_a_repo_outside_one_and_from_the_launcher(tmp_path, monkeyp
     monkeypatch.delenv("PIPELINE_GIT_DIRTY", raising=False)
     monkeypatch.chdir(tmp_path)
     assert tracking.git_state() == {"git.commit": "unknown", "git.dirty": "unknown"}
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@localhost", "PATH": "/usr/bin:/bin"}
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@localhost",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@localhost",
+        "PATH": "/usr/bin:/bin",
+    }
     (tmp_path / "f").write_text("1")
     for cmd in (["init", "-q"], ["add", "f"], ["commit", "-q", "-m", "c"]):
         subprocess.run(["git", *cmd], cwd=tmp_path, env=env, check=True)

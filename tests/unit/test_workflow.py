@@ -1,4 +1,5 @@
 """The CI workflow parses and has its four jobs, wired as the README says."""
+
 from __future__ import annotations
 
 from pathlib import Path

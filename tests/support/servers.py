@@ -11,6 +11,7 @@ Each server gets a free port, a bounded readiness loop and is stopped by its PID
 (its process group) when the last test module using it is done. Import the
 fixtures into a test module: the servers are shared by every module of a session.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 MLFLOW2_VENV = ROOT / ".venv-mlflow2"
 START_TIMEOUT_S = 120  # MLflow needs about 25 s on 2 busy cores
@@ -69,8 +70,9 @@ def launch(name: str, cmd: list[str], workdir: Path, env: dict[str, str], url: s
     base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
     log = workdir / f"{name}.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=workdir, env={**base, **env}, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # own process group: stop() reaches its workers
+        proc = subprocess.Popen(
+            cmd, cwd=workdir, env={**base, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )  # own process group: stop() reaches its workers
     return Server(name, proc, url, log)
 
 
@@ -127,9 +129,13 @@ class S3:
     def client(self, secret: str | None = None):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name=self.region,
-                            aws_access_key_id=self.access_key_id,
-                            aws_secret_access_key=secret or self.secret_access_key)
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=secret or self.secret_access_key,
+        )
 
     def keys(self, prefix: str = "") -> list[str]:
         pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
@@ -142,12 +148,21 @@ def _start_moto(workdir: Path) -> tuple[S3, list]:
     port = free_port()
     # The first 4 requests go unauthenticated (create user, policy, key, bucket); every later one
     # needs that user's keys, so a wrong key or secret gets 403 as from a real endpoint.
-    server = launch("moto", [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], workdir,
-                    {"INITIAL_NO_AUTH_ACTION_COUNT": "4"}, f"http://127.0.0.1:{port}")
+    server = launch(
+        "moto",
+        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        workdir,
+        {"INITIAL_NO_AUTH_ACTION_COUNT": "4"},
+        f"http://127.0.0.1:{port}",
+    )
     wait_ready(server, "/moto-api/")
     try:
-        anon = {"endpoint_url": server.url, "region_name": "us-east-1",
-                "aws_access_key_id": "bootstrap", "aws_secret_access_key": "bootstrap"}
+        anon = {
+            "endpoint_url": server.url,
+            "region_name": "us-east-1",
+            "aws_access_key_id": "bootstrap",
+            "aws_secret_access_key": "bootstrap",
+        }
         iam = boto3.client("iam", **anon)
         iam.create_user(UserName="dvc")
         policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
@@ -173,6 +188,7 @@ def moto_s3(tmp_path_factory) -> S3:
 @dataclass
 class Tracking:
     """A running MLflow server: its URI, the admin's credentials, and its MLflow version."""
+
     label: str
     uri: str
     username: str
@@ -181,16 +197,20 @@ class Tracking:
     env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.env = {"MLFLOW_TRACKING_URI": self.uri, "MLFLOW_TRACKING_USERNAME": self.username,
-                    "MLFLOW_TRACKING_PASSWORD": self.password}
+        self.env = {
+            "MLFLOW_TRACKING_URI": self.uri,
+            "MLFLOW_TRACKING_USERNAME": self.username,
+            "MLFLOW_TRACKING_PASSWORD": self.password,
+        }
 
 
 def mlflow2_bin() -> Path | None:
     """.venv-mlflow2's mlflow, set up by .ci/setup-mlflow2.sh if missing; None if that fails."""
     exe = MLFLOW2_VENV / "bin" / "mlflow"
     if not exe.exists():
-        done = subprocess.run([str(ROOT / ".ci" / "setup-mlflow2.sh")], cwd=ROOT, capture_output=True, text=True,
-                              timeout=900)
+        done = subprocess.run(
+            [str(ROOT / ".ci" / "setup-mlflow2.sh")], cwd=ROOT, capture_output=True, text=True, timeout=900
+        )
         if done.returncode:
             return None
     return exe if exe.exists() else None
@@ -203,14 +223,30 @@ def _launch_mlflow(label: str, exe: Path, workdir: Path, password: str) -> Serve
         "[mlflow]\ndefault_permission = READ\n"
         f"database_uri = sqlite:///{workdir / 'auth.db'}\n"
         f"admin_username = {ADMIN}\nadmin_password = {password}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
     port = free_port()
-    cmd = [str(exe), "server", "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", "1", "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
-           "--artifacts-destination", str(workdir / "artifacts")]
-    env = {"MLFLOW_AUTH_CONFIG_PATH": str(workdir / "auth.ini"),
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
-           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # 3.x's job runner: 7 idle workers we never use
+    cmd = [
+        str(exe),
+        "server",
+        "--app-name",
+        "basic-auth",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{workdir / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(workdir / "artifacts"),
+    ]
+    env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(workdir / "auth.ini"),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }  # 3.x's job runner: 7 idle workers we never use
     return launch(f"mlflow-{label}", cmd, workdir, env, f"http://127.0.0.1:{port}")
 
 

@@ -9,6 +9,7 @@ travel in the API request's environment, never on a command line or in logs.
 Output streams live; the exit code is the stage's; the container is removed,
 and stopped first on Ctrl-C or SIGTERM.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,18 +18,28 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from stages.lib.cli import PipelineError
 
 # Variables a stage may see. Anything else in the runner's environment stays there.
-PASS_EXACT = frozenset({
-    "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_EXPERIMENT_NAME",
-    "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "TZ",
-    "PIPELINE_GIT_COMMIT", "PIPELINE_GIT_DIRTY",
-})
+PASS_EXACT = frozenset(
+    {
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+        "MLFLOW_TRACKING_TOKEN",
+        "MLFLOW_TRACKING_INSECURE_TLS",
+        "MLFLOW_EXPERIMENT_NAME",
+        "CUDA_VISIBLE_DEVICES",
+        "NVIDIA_VISIBLE_DEVICES",
+        "TZ",
+        "PIPELINE_GIT_COMMIT",
+        "PIPELINE_GIT_DIRTY",
+    }
+)
 STAGE_HOME = "/tmp/stage-home"  # the invoking uid may have no home in the image
 SHM_SIZE = "2g"  # PyTorch shares tensors through /dev/shm; Docker's default 64 MB is too small
 GPU_MODES = ("auto", "all", "none")
@@ -37,13 +48,15 @@ GPU_MODES = ("auto", "all", "none")
 def stage_env(environ: Mapping[str, str], image_id: str) -> dict[str, str]:
     """The allow-listed environment for a stage container."""
     env = {k: v for k, v in environ.items() if k in PASS_EXACT}
-    env.update({
-        "PIPELINE_EXECUTOR": "local",  # inside, the stage runs in-process
-        "PIPELINE_IMAGE_ID": image_id,
-        "HOME": STAGE_HOME,
-        "MPLCONFIGDIR": f"{STAGE_HOME}/matplotlib",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "PIPELINE_EXECUTOR": "local",  # inside, the stage runs in-process
+            "PIPELINE_IMAGE_ID": image_id,
+            "HOME": STAGE_HOME,
+            "MPLCONFIGDIR": f"{STAGE_HOME}/matplotlib",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -76,8 +89,16 @@ def gpu_request(mode: str, daemon_info: Mapping[str, Any]) -> tuple[list, str | 
     return [DeviceRequest(device_ids=mode.split(","), capabilities=[["gpu"]])], None
 
 
-def container_spec(argv: list[str], workdir: Path, image: str, image_id: str, environ: Mapping[str, str],
-                   uid: int, gid: int, devices: list) -> dict[str, Any]:
+def container_spec(
+    argv: list[str],
+    workdir: Path,
+    image: str,
+    image_id: str,
+    environ: Mapping[str, str],
+    uid: int,
+    gid: int,
+    devices: list,
+) -> dict[str, Any]:
     """Keyword arguments for docker's containers.create()."""
     stage = argv[0]
     mounts = {str(workdir): {"bind": str(workdir), "mode": "rw"}}
@@ -126,7 +147,9 @@ def _image(client, name: str):
     try:
         return client.images.get(name)
     except ImageNotFound:
-        raise PipelineError(f"image {name} not found: build it with `make build` (project images are never pulled)") from None
+        raise PipelineError(
+            f"image {name} not found: build it with `make build` (project images are never pulled)"
+        ) from None
 
 
 def _git_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -135,7 +158,9 @@ def _git_env(environ: Mapping[str, str]) -> dict[str, str]:
         return {}
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30)
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=30)
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired):
         return {}
     if commit.returncode:
@@ -168,7 +193,10 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
     spec = container_spec(argv, Path.cwd(), image_name, image.id, env, uid, gid, devices)
     signal.signal(signal.SIGTERM, _terminate)
     container = client.containers.create(**{k: v for k, v in spec.items() if k != "detach"})
-    print(f"launch: stage {argv[0]} in container {container.short_id} ({spec['name']}), image {image.short_id}", file=sys.stderr)
+    print(
+        f"launch: stage {argv[0]} in container {container.short_id} ({spec['name']}), image {image.short_id}",
+        file=sys.stderr,
+    )
     try:
         container.start()
         return _stream(container)

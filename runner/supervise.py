@@ -1,4 +1,4 @@
-"""`python -m stages.lib.supervise CMD...`: PID 1 of the dvc-runner container.
+"""`python -m runner.supervise CMD...`: PID 1 of the dvc-runner container.
 
 As PID 1 a process gets no default signal handling, and `docker stop` or a
 Ctrl-C in `docker compose run` reaches only PID 1. This runs CMD in its own
@@ -6,6 +6,7 @@ process group and turns SIGTERM/SIGINT/SIGHUP into SIGINT for that whole
 group, so `dvc repro` and the stage launcher under it both see a Ctrl-C, and
 the launcher stops its stage container instead of leaving it orphaned.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -48,6 +49,6 @@ def supervise(cmd: list[str]) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
-        print("usage: python -m stages.lib.supervise CMD [ARGS...]", file=sys.stderr)
+        print("usage: python -m runner.supervise CMD [ARGS...]", file=sys.stderr)
         raise SystemExit(2)
     raise SystemExit(supervise(sys.argv[1:]))

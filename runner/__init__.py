@@ -1,0 +1,1 @@
+"""Runner infrastructure: starts pipeline stages in sibling containers (the docker executor)."""
