@@ -9,8 +9,11 @@ imported only to download: a local archive needs the standard library alone.
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
 import http.client
+import lzma
 import tarfile
 import urllib.error
 import zlib
@@ -30,6 +33,30 @@ def _md5(path: Path) -> str:
         return hashlib.file_digest(f, "md5").hexdigest()
 
 
+# Magic bytes -> the stdlib reader that checks the stream's own checksum (gzip CRC32
+# and length, bzip2 block CRCs, xz check) when read to its end; tarfile's stream mode
+# inflates gzip itself and never checks the CRC.
+_DECOMPRESSORS = (
+    (b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f, mode="rb")),
+    (b"BZh", bz2.BZ2File),
+    (b"\xfd7zXZ\x00", lzma.LZMAFile),
+)
+
+
+def _extract(archive: Path, dest: Path) -> None:
+    """Unpack a (compressed) tarball in one streaming pass, then read the compressed
+    stream to its end so a corrupt member that tar never looks at still fails."""
+    with open(archive, "rb") as raw:
+        magic = raw.read(6)
+        raw.seek(0)
+        opener = next((cls for prefix, cls in _DECOMPRESSORS if magic.startswith(prefix)), None)
+        stream = opener(raw) if opener else raw
+        with stream, tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 20, copybufsize=1 << 20) as tar:
+            tar.extractall(dest, filter="data")
+            while stream.read(1 << 20):  # the checksum is verified at the end of the stream
+                pass
+
+
 def _unpack(archive: Path, md5: str, key: str, dest: Path, name: str | None = None) -> None:
     """Extract `archive` into dest and verify its md5 (named by params key) meanwhile.
 
@@ -44,9 +71,8 @@ def _unpack(archive: Path, md5: str, key: str, dest: Path, name: str | None = No
     with ThreadPoolExecutor(1) as pool:
         digest = pool.submit(_md5, archive)
         try:
-            with tarfile.open(archive, mode="r|*", bufsize=1 << 20, copybufsize=1 << 20) as tar:
-                tar.extractall(dest, filter="data")
-        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+            _extract(archive, dest)
+        except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
             problem = exc
         name = name or str(archive)  # a download is named by its URL, not its scratch path
         try:

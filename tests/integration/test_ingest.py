@@ -191,3 +191,35 @@ def test_unreachable_server_names_the_url(project, capsys):
     _download(project, url, "0" * 32)
     err = _fails_cleanly(project, capsys)
     assert f"download of {url} failed" in err and "Connection refused" in err
+
+
+def _stored_gzip(archive: Path) -> bytes:
+    """The archive's tar, gzipped with stored (uncompressed) deflate blocks: a changed byte
+    inside a block still inflates, so only the gzip CRC can tell."""
+    import gzip
+
+    return gzip.compress(gzip.decompress(archive.read_bytes()), compresslevel=0, mtime=0)
+
+
+def test_corrupt_archive_whose_md5_matches_fails_on_the_gzip_crc(project, archive, capsys):
+    import zlib
+
+    good = _stored_gzip(archive)
+    body = bytearray(good)
+    body[len(body) // 2] ^= 0xFF  # inside the train pickle's pixels, away from the block headers
+    inflate = lambda b: zlib.decompressobj(-zlib.MAX_WBITS).decompress(b[10:])  # noqa: E731 (past the gzip header)
+    changed, original = inflate(bytes(body)), inflate(good)
+    assert len(changed) == len(original) and changed != original  # deflate alone sees nothing wrong
+    bad = project / "corrupt.tar.gz"
+    bad.write_bytes(bytes(body))
+    set_params(project, data={"source": "archive", "archive": {"path": str(bad), "md5": _md5(bytes(body))}})
+    err = _fails_cleanly(project, capsys)
+    assert f"{bad}: cannot be unpacked: CRC check failed" in err
+
+
+def test_stored_gzip_archive_with_the_right_crc_is_unpacked(project, archive):
+    good = project / "stored.tar.gz"
+    good.write_bytes(_stored_gzip(archive))
+    set_params(project, data={"source": "archive", "archive": {"path": str(good), "md5": _md5(good.read_bytes())}})
+    assert run_stage("ingest") == 0
+    np.testing.assert_array_equal(dataset.read_raw("data/raw").train.images, synthetic.generate(SOURCE).train.images)
