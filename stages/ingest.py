@@ -116,6 +116,7 @@ def ingest(data: params.DataParams, out: Path) -> None:
 def _main(argv) -> None:
     args = cli.parser(__doc__.splitlines()[0], "out").parse_args(argv)
     cfg = params.load(args.params)
+    fsio.check_writable(args.out)
     ingest(cfg.data, Path(args.out))
     print(f"ingest: {cfg.data.source} -> {args.out}")
 

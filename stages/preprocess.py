@@ -97,6 +97,7 @@ def preprocess(raw: Path, out: Path, cfg: params.PreprocessParams) -> dict:
 def _main(argv) -> None:
     args = cli.parser(__doc__.splitlines()[0], "raw", "out").parse_args(argv)
     cfg = params.load(args.params)
+    fsio.check_writable(args.out)
     meta = preprocess(Path(args.raw), Path(args.out), cfg.preprocess)
     print(f"preprocess: {meta['sizes']} -> {args.out}")
 

@@ -145,6 +145,7 @@ def _main(argv) -> None:
         if code:
             raise cli.PipelineError(f"torchrun exited with code {code} (the processes' own errors are above)")
         return
+    fsio.check_writable(args.model, args.history, dirs=(args.checkpoints,))  # before an epoch is spent
     history = train(cfg, Path(args.data), Path(args.model), Path(args.history), Path(args.checkpoints))
     if history:
         print(f"train: {len(history)} epochs, last {history[-1]} -> {args.model}")

@@ -89,6 +89,7 @@ def check(ds: RawDataset, cfg: params.ValidateParams) -> tuple[dict, list[str]]:
 def _main(argv) -> None:
     args = cli.parser(__doc__.splitlines()[0], "raw", "report").parse_args(argv)
     cfg = params.load(args.params)
+    fsio.check_writable(args.report)
     fsio.remove(args.report)
     report, failures = check(read_raw(args.raw), cfg.validate)
     if failures:

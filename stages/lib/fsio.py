@@ -7,6 +7,8 @@ so everything is written next to its destination and renamed into place.
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import json
 import os
 import shutil
@@ -22,40 +24,89 @@ def _umask() -> int:
     return mask
 
 
+def _scratch_prefix(dest: Path) -> str:
+    return f".{dest.name}."
+
+
+def remove_stale_scratch(dest: Path) -> None:
+    """Delete scratch next to `dest` that a killed writer (SIGKILL, OOM, power loss) left.
+
+    Safe because one writer at a time owns an output: DVC's lock serialises the
+    stages, and a stage writes each of its outputs from one place.
+    """
+    if dest.parent.is_dir():
+        for stale in dest.parent.glob(f"{glob.escape(_scratch_prefix(dest))}*"):
+            remove(stale)
+
+
+def _named(exc: OSError, dest: Path) -> OSError:
+    """An OSError from a write on an open file carries no path: give it the output's."""
+    if exc.filename is None and exc.errno is not None:
+        return OSError(exc.errno, exc.strerror, str(dest))
+    return exc
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a scratch dir that becomes `path` only if the block succeeds.
 
-    On failure neither the scratch dir nor an older `path` survives: a stale
-    output next to a failed run would look like that run's result.
+    On failure or interrupt neither the scratch dir nor an older `path` survives:
+    a stale output next to a failed run would look like that run's result.
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    os.chmod(scratch, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs follow the umask
+    remove_stale_scratch(dest)
+    scratch = Path(tempfile.mkdtemp(prefix=_scratch_prefix(dest), dir=dest.parent))
     try:
+        os.chmod(scratch, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs follow the umask
         yield scratch
         remove(dest)
         os.replace(scratch, dest)
+    except OSError as exc:
+        _discard(scratch, dest)
+        raise _named(exc, dest) from None
     except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        remove(dest)
+        _discard(scratch, dest)
         raise
+
+
+def _discard(scratch: Path, dest: Path) -> None:
+    shutil.rmtree(scratch, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        remove(dest)
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+    remove_stale_scratch(dest)
+    fd, tmp = tempfile.mkstemp(prefix=_scratch_prefix(dest), dir=dest.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _named(exc, dest) from None
         raise
+
+
+def check_writable(*files: str | Path, dirs: tuple[str | Path, ...] = ()) -> None:
+    """Fail before any work when an output could not be written: the parent of each of
+    `files` (outputs written by rename) and each of `dirs` (written into) must be, or be
+    creatable as, a directory this process can create files in. Raises OSError naming
+    the path and errno (cli.run turns it into one line)."""
+    for where in [Path(f).parent for f in files] + [Path(d) for d in dirs]:
+        while not where.exists() and where != where.parent:  # nothing is created: probe what exists
+            where = where.parent
+        if not where.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory (move it away)", str(where))
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=where)
+        os.close(fd)
+        os.unlink(probe)
 
 
 def dumps_json(obj: Any) -> str:

@@ -1,3 +1,4 @@
+import errno
 import os
 import stat
 
@@ -67,4 +68,40 @@ def test_remove_handles_files_dirs_links_and_absent_paths(tmp_path):
     fsio.remove(tmp_path / "link", tmp_path / "f", tmp_path / "absent")
     assert (tmp_path / "d" / "x").exists()  # a link is removed, never followed
     fsio.remove(tmp_path / "d")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_scratch_a_killed_writer_left_is_removed_by_the_next_write(tmp_path):
+    (tmp_path / ".out.abc123").mkdir()  # atomic_dir's scratch after a SIGKILL
+    (tmp_path / ".out.abc123" / "half").write_text("x")
+    (tmp_path / ".report.json.xyz").write_text("{")  # write_bytes' temp file after a SIGKILL
+    (tmp_path / ".outer.keep").write_text("not ours")
+    with fsio.atomic_dir(tmp_path / "out") as scratch:
+        (scratch / "new").write_text("new")
+    fsio.write_json(tmp_path / "report.json", {"a": 1})
+    assert _leftovers(tmp_path, "out") == [] and _leftovers(tmp_path, "report.json") == []
+    assert (tmp_path / ".outer.keep").exists()
+
+
+def test_an_os_error_inside_atomic_dir_names_the_output(tmp_path):
+    with pytest.raises(OSError) as info:
+        with fsio.atomic_dir(tmp_path / "out"):
+            with open("/dev/full", "wb") as f:  # a real ENOSPC, from a write that names no path
+                f.write(b"x" * 65536)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "out")
+    assert _leftovers(tmp_path, "out") == [] and not (tmp_path / "out").exists()
+
+
+def test_check_writable_refuses_a_file_where_a_directory_must_be(tmp_path):
+    (tmp_path / "checkpoints").write_text("")
+    with pytest.raises(NotADirectoryError) as info:
+        fsio.check_writable(tmp_path / "models", dirs=(tmp_path / "checkpoints",))
+    assert info.value.filename == str(tmp_path / "checkpoints") and info.value.errno == errno.ENOTDIR
+    (tmp_path / "reports").write_text("")
+    with pytest.raises(NotADirectoryError):
+        fsio.check_writable(tmp_path / "reports" / "validate.json")
+
+
+def test_check_writable_creates_nothing(tmp_path):
+    fsio.check_writable(tmp_path / "a" / "b" / "out.json", dirs=(tmp_path / "ckpt",))
     assert list(tmp_path.iterdir()) == []
