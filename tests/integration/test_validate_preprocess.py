@@ -26,7 +26,7 @@ def test_valid_data_passes_and_writes_the_report(project):
     assert run_stage("validate") == 0
     report = fsio.read_json(project / "reports" / "validate.json")
     assert report["train"] == {"images": 400, "min_per_class": 4, "max_per_class": 4, "constant_images": 0}
-    assert report["train_test_duplicates"] == 0
+    assert report["train_test_duplicates"] == 0 and report["train_test_duplicate_pairs"] == []
 
 
 def _fails(project, capsys, expected: str):
@@ -43,7 +43,7 @@ def test_constant_image_fails(project, capsys):
         return _with_train(ds, images=images)
 
     _write(project, flatten_one)
-    _fails(project, capsys, "train: 1 constant images")
+    _fails(project, capsys, "train: 1 constant images at 7")
 
 
 def test_image_shared_by_train_and_test_fails(project, capsys):
@@ -53,25 +53,37 @@ def test_image_shared_by_train_and_test_fails(project, capsys):
         return dataclasses.replace(ds, test=dataclasses.replace(ds.test, images=test))
 
     _write(project, leak)
-    _fails(project, capsys, "1 test images also in train, allowed 0")
+    _fails(project, capsys, "1 test images also in train, allowed 0: train[3] = test[0]")
 
 
 def test_class_below_minimum_fails(project, capsys):
     set_params(project, validate={"min_train_per_class": 5})
     _write(project)
-    _fails(project, capsys, "train: a class has 4 images, need >= 5")
+    _fails(
+        project,
+        capsys,
+        "train: class 0 (class_000) has 4 images, class 1 (class_001) has 4 images, class 2 (class_002) has 4 images, "
+        "class 3 (class_003) has 4 images, class 4 (class_004) has 4 images, ... (100 classes in all), need >= 5",
+    )
 
 
 def test_inconsistent_coarse_mapping_and_bad_labels_fail(project, capsys):
     def remap(ds):
         coarse = ds.train.coarse.copy()
-        coarse[np.flatnonzero(ds.train.fine == 0)[0]] = 19
+        at = np.flatnonzero(ds.train.fine == 0)
+        coarse[at[2]] = 19
         return _with_train(ds, coarse=coarse)
 
     _write(project, remap)
-    _fails(project, capsys, "fine_labels map to more than one coarse label")
+    ds = synthetic.generate(SMALL)
+    first, changed = np.flatnonzero(ds.train.fine == 0)[[0, 2]]
+    right = ds.train.coarse[first]
+    where = f"coarse {right} (train[{first}]) and coarse 19 (train[{changed}])"
+    _fails(project, capsys, f"fine label 0 (class_000) maps to {where}")
     _write(project, lambda ds: _with_train(ds, fine=np.where(ds.train.fine == 0, 100, ds.train.fine)))
-    _fails(project, capsys, "train: fine_labels outside 0..99")
+    at = np.flatnonzero(ds.train.fine == 0)
+    more = ", ".join(map(str, at[1:]))
+    _fails(project, capsys, f"train: fine_labels[{at[0]}] = 100, outside 0..99 (and 3 more: {more})")
 
 
 @pytest.fixture
@@ -110,7 +122,8 @@ def test_every_violated_rule_is_reported_at_once(project, capsys):
     assert run_stage("validate") == 1
     err = capsys.readouterr().err
     assert err.startswith("validate: error: data/raw failed validation: ")
-    assert "test: a class has 2 images, need >= 3" in err and "test: 1 constant images" in err
+    assert "test: class 0 (class_000) has 2 images" in err and "need >= 3" in err
+    assert "test: 1 constant images at 0" in err
 
 
 def test_preprocess_is_byte_reproducible(project, set_val):
@@ -160,7 +173,8 @@ def test_out_of_range_labels_fail_cleanly(project, capsys, bad):
     fsio.write_json(project / "reports" / "validate.json", {"stale": True})
     assert run_stage("validate") == 1
     err = capsys.readouterr().err
-    assert err.startswith("validate: error: data/raw failed validation: train: fine_labels outside 0..99")
+    prefix = "validate: error: data/raw failed validation: "
+    assert err.startswith(f"{prefix}train: fine_labels[0] = {bad}, outside 0..99\n")
     assert "Traceback" not in err and "has 0 images" not in err
     assert not (project / "reports" / "validate.json").exists()
 
@@ -173,4 +187,4 @@ def test_empty_test_split_fails_on_the_class_minimum(project, capsys):
             ds, test=dataclasses.replace(ds.test, images=np.empty((0, 3072), np.uint8), fine=empty, coarse=empty)
         ),
     )
-    _fails(project, capsys, "test: a class has 0 images, need >= 1")
+    _fails(project, capsys, "test: class 0 (class_000) has 0 images, class 1 (class_001) has 0 images")
