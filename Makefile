@@ -149,3 +149,11 @@ run-local: mlflow-check
 .PHONY: bench-train
 bench-train: $(STAMP) ## train each recipe; time-to-accuracy table in reports/bench_train.{json,md}
 	PIPELINE_EXECUTOR=local $(PY) scripts/bench_train.py $(BENCH_TRAIN_ARGS)
+
+# ---- fault matrix (issue 12) -------------------------------------------------
+# Each fault in a copy of one tiny prepared sandbox; one JSON line {"faults", "clean",
+# "unclean", "skipped", "seconds"}. Docker cases skip, saying why, without a daemon.
+# About 10 min on 2 busy cores. BENCH_FAULTS_ARGS="--cases NAME... -v" for a few, with output.
+.PHONY: bench-faults
+bench-faults: $(STAMP) ## run the fault matrix: every fault must end in one line and leave nothing behind
+	BASE_IMAGE=$(BASE_IMAGE) $(PY) bench/faults.py $(BENCH_FAULTS_ARGS)
