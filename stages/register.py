@@ -27,6 +27,7 @@ def _new_version(client, cfg: params.Params, model_dir: Path, sha: str, tags: di
     """Log the servable model to its training run and register it; return the version."""
     import mlflow
     import torch
+    from mlflow.exceptions import MlflowException
 
     import stages
     from stages.lib import model, registry, tracking
@@ -40,8 +41,54 @@ def _new_version(client, cfg: params.Params, model_dir: Path, sha: str, tags: di
         with mlflow.start_run(run_name="register") as run:
             mlflow.set_tag(tracking.MODEL_TAG, sha)
             run_id = run.info.run_id
-    source = registry.log_model(client, run_id, serving, card["num_classes"], Path(stages.__file__).parent)
-    return registry.create_version(client, cfg.register.model_name, source, run_id, tags)
+    source = registry.logged_model(client, run_id)  # logged by an earlier run the registry refused
+    if source is None:
+        source = registry.log_model(client, run_id, serving, card["num_classes"], Path(stages.__file__).parent)
+    try:
+        return registry.create_version(client, cfg.register.model_name, source, run_id, tags)
+    except MlflowException as exc:
+        if not registry.unsupported(exc):
+            raise
+        raise cli.PipelineError(
+            f"the MLflow server {tracking.redact(mlflow.get_tracking_uri())} has no Model Registry "
+            f"(HTTP 404: Model Registry features are not supported): the model is logged to run {run_id}, "
+            f"tagged {tracking.MODEL_TAG}={sha}; rerun `make run` once the server's registry works "
+            "(or set MLFLOW_TRACKING_URI to a server with one) to register it"
+        ) from None
+
+
+def _registered(client, name: str, sha: str) -> str | None:
+    """The version holding these weights; None also where the server has no registry (the
+    model is then logged to its run before registering fails in one line)."""
+    from mlflow.exceptions import MlflowException
+
+    from stages.lib import registry, tracking
+
+    try:
+        return registry.find_version(client, name, tracking.MODEL_TAG, sha)
+    except MlflowException as exc:
+        if registry.unsupported(exc):
+            return None
+        raise
+
+
+def _decide(client, name: str, version: str, is_new: bool, top1: float, margin: float):
+    """Promote a new version by the rule and record why on it; for weights registered
+    before, report the decision recorded then (versions from before the record: decide now)."""
+    from stages.lib import registry
+
+    recorded = None if is_new else registry.recorded_decision(client, name, version)
+    if recorded is not None:
+        return recorded
+    current = registry.champion(client, name)
+    if current and current[0] == version:
+        decision = registry.Decision(False, "this version is already champion")
+    else:
+        decision = registry.decide(top1, current[1] if current else None, margin)
+    if decision.promote:
+        client.set_registered_model_alias(name, registry.CHAMPION, version)
+    registry.record_decision(client, name, version, decision)
+    return decision
 
 
 def register(cfg: params.Params, model_dir: Path, metrics_path: Path, out: Path) -> dict:
@@ -58,36 +105,30 @@ def register(cfg: params.Params, model_dir: Path, metrics_path: Path, out: Path)
     sha = hashlib.sha256((model_dir / "model.pt").read_bytes()).hexdigest()
     tracking.configure(cfg.mlflow.experiment)
     client, name = MlflowClient(), cfg.register.model_name
-    version = registry.find_version(client, name, tracking.MODEL_TAG, sha)
+    version = _registered(client, name, sha)
     is_new = version is None
     if is_new:
         version = _new_version(client, cfg, model_dir, sha, _tags(sha, card, metrics))
         client.set_registered_model_alias(name, registry.CHALLENGER, version)
-    current = registry.champion(client, name)
-    if current and current[0] == version:
-        decision = registry.Decision(False, "this version is already champion")
-    else:
-        decision = registry.decide(top1, current[1] if current else None, cfg.register.promote_margin)
-    if decision.promote:
-        client.set_registered_model_alias(name, registry.CHAMPION, version)
+    decision = _decide(client, name, version, is_new, top1, cfg.register.promote_margin)
     result = {
         "model": name,
         "version": int(version),
-        "new_version": is_new,
         "aliases": sorted(client.get_model_version(name, version).aliases),
         "promoted": decision.promote,
         "reason": decision.reason,
         "test_top1": top1,
     }
     fsio.write_json(out, result)
-    return result
+    return {**result, "new_version": is_new}
 
 
 def _main(argv) -> None:
     args = cli.parser(__doc__.splitlines()[0], "model", "metrics", "out").parse_args(argv)
     cfg = params.load(args.params)
     result = register(cfg, Path(args.model), Path(args.metrics), Path(args.out))
-    print(f"register: {result['model']} v{result['version']} {result['aliases']} ({result['reason']})")
+    again = "" if result["new_version"] else "already registered: "
+    print(f"register: {again}{result['model']} v{result['version']} {result['aliases']} ({result['reason']})")
 
 
 def main(argv=None) -> int:

@@ -67,4 +67,9 @@ class Checkpoint:
         fsio.write_bytes(self.path, buf.getvalue())
 
     def clear(self) -> None:
+        """Drop the checkpoint after a finished run, and its folder when nothing else is in it."""
         fsio.remove(self.path)
+        try:
+            self.path.parent.rmdir()
+        except OSError:  # not empty (another fingerprint's checkpoint) or already gone
+            pass

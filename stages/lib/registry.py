@@ -15,6 +15,9 @@ import numpy as np
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 ARTIFACT_PATH = "model"
+# Version tags holding the promotion decision made at registration, so a rerun
+# on the same weights reports it again byte for byte.
+PROMOTED_TAG, REASON_TAG = "decision.promoted", "decision.reason"
 
 
 @dataclass(frozen=True)
@@ -93,3 +96,31 @@ def create_version(client, name: str, source: str, run_id: str, tags: dict[str, 
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     return str(client.create_model_version(name, source, run_id=run_id, tags=tags).version)
+
+
+def unsupported(exc: Exception) -> bool:
+    """The server has no Model Registry: DagsHub's hosted MLflow answers registry calls with
+    404 "Model Registry features are not supported" (DagsHub/client#629)."""
+    code = getattr(exc, "error_code", "")
+    status = exc.get_http_status_code() if hasattr(exc, "get_http_status_code") else None
+    if "not supported" in str(exc) or code == "ENDPOINT_NOT_FOUND":
+        return True
+    return status == 404 and code != "RESOURCE_DOES_NOT_EXIST"
+
+
+def logged_model(client, run_id: str) -> str | None:
+    """Source URI of the model an earlier attempt logged to this run, if it is complete."""
+    names = {Path(f.path).name for f in client.list_artifacts(run_id, ARTIFACT_PATH)}
+    return f"{client.get_run(run_id).info.artifact_uri}/{ARTIFACT_PATH}" if "MLmodel" in names else None
+
+
+def record_decision(client, name: str, version: str, decision: Decision) -> None:
+    client.set_model_version_tag(name, version, PROMOTED_TAG, str(decision.promote).lower())
+    client.set_model_version_tag(name, version, REASON_TAG, decision.reason)
+
+
+def recorded_decision(client, name: str, version: str) -> Decision | None:
+    tags = client.get_model_version(name, version).tags
+    if PROMOTED_TAG not in tags or REASON_TAG not in tags:
+        return None
+    return Decision(tags[PROMOTED_TAG] == "true", tags[REASON_TAG])

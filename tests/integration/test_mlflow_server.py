@@ -68,11 +68,11 @@ def test_evaluate_register_and_serve_on_a_2x_server(trained, server2, capsys):
     assert run_stage("evaluate") == 0
     assert run_stage("register") == 0
     first = fsio.read_json(trained / "reports" / "registry.json")
-    assert first["new_version"] and first["aliases"] == ["challenger", "champion"]
+    assert first["aliases"] == ["challenger", "champion"] and first["promoted"]
 
     assert run_stage("register") == 0  # the same weights are not registered twice
     again = fsio.read_json(trained / "reports" / "registry.json")
-    assert not again["new_version"] and again["version"] == first["version"]
+    assert again == first  # the same file, so dvc.lock does not change
 
     mlflow.set_tracking_uri(server2.uri)
     client = MlflowClient()

@@ -55,3 +55,17 @@ def test_a_state_written_under_another_key_is_ignored_even_at_the_same_path(tmp_
     Checkpoint(tmp_path, "old").save(2, net, opt, sched, [])
     (tmp_path / "train-old.pt").rename(tmp_path / "train-new.pt")
     assert Checkpoint(tmp_path, "new").restore(*_state(cfg)) == (0, [])
+
+
+def test_clear_removes_the_folder_only_when_empty(tmp_path, tiny_raw):
+    cfg = train_config(parse(tiny_raw))
+    net, opt, sched = _state(cfg)
+    folder = tmp_path / "checkpoints"
+    kept, done = Checkpoint(folder, "keep"), Checkpoint(folder, "done")
+    kept.save(1, net, opt, sched, [])
+    done.save(1, net, opt, sched, [])
+    done.clear()
+    assert folder.is_dir() and kept.peek() is not None  # another setting's checkpoint stays
+    kept.clear()
+    assert not folder.exists()  # no empty checkpoints/ after a finished run
+    kept.clear()  # nothing there: still fine

@@ -1,3 +1,4 @@
+from stages.lib import registry
 from stages.lib.registry import decide
 
 
@@ -26,3 +27,13 @@ def test_any_gain_promotes_when_the_margin_is_zero():
 def test_a_worse_model_is_never_promoted():
     assert not decide(0.1, 0.9, 0.0).promote
     assert not decide(0.0, 0.0, 0.0).promote
+
+
+def test_unsupported_tells_a_missing_registry_from_a_missing_entity():
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import ENDPOINT_NOT_FOUND, INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
+
+    assert registry.unsupported(MlflowException("Model Registry features are not supported by the store"))
+    assert registry.unsupported(MlflowException("no route", error_code=ENDPOINT_NOT_FOUND))
+    assert not registry.unsupported(MlflowException("no such alias", error_code=RESOURCE_DOES_NOT_EXIST))
+    assert not registry.unsupported(MlflowException("bad", error_code=INVALID_PARAMETER_VALUE))
