@@ -18,6 +18,7 @@ Prints one JSON line: faults, clean, unclean (names), skipped ({name: reason}), 
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
 import os
 import re
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,6 +81,7 @@ class Sandbox:
         self.root = root
         self.procs: list[subprocess.Popen] = []
         self.mounts: list[Path] = []
+        self.servers: list = []  # local stand-in servers, shut down by close()
         self.before: dict | None = None  # taken when the first command starts: after the injection
 
     def env(self, extra: dict | None = None) -> dict:
@@ -128,6 +131,10 @@ class Sandbox:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=30)
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+        self.servers.clear()
         for mount in self.mounts:
             subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
@@ -182,10 +189,19 @@ def aliases(root: Path) -> list | None:
 
 
 def containers(root: Path) -> list[str]:
-    done = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label=cifar100.workdir={root}"], capture_output=True, text=True
-    )
-    return done.stdout.split() if done.returncode == 0 else []
+    """Stage containers of this sandbox and this bench's runner containers, running or not."""
+    found = []
+    for label in (f"cifar100.workdir={root}", f"com.docker.compose.project=faults{os.getpid()}"):
+        done = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={label}"], capture_output=True, text=True)
+        found += done.stdout.split() if done.returncode == 0 else []
+    return found
+
+
+def remove_containers(root: Path) -> None:
+    """After a Docker case: remove what it left (this bench's containers only), so the next starts clean."""
+    left = containers(root)
+    if left:
+        subprocess.run(["docker", "rm", "-f", *left], capture_output=True, timeout=120)
 
 
 def snapshot(root: Path) -> dict:
@@ -203,8 +219,9 @@ def judge(exp: Expect, before: dict, after: dict, root: Path, docker: bool) -> l
     out, why = exp.result.out, list(exp.notes)
     lines = [ln.strip() for ln in out.replace("\r", "\n").splitlines() if ln.strip() and not PROGRESS.search(ln)]
     complaints = [ln for ln in lines if COMPLAINT.search(ln)]
-    dvc_lines = [ln for ln in complaints if ln.startswith("ERROR:")]
-    own = [ln for ln in complaints if not ln.startswith("ERROR:")]
+    tools = ("ERROR:", "make: ***")  # DVC's and make's one-line summaries of a failed command
+    dvc_lines = [ln for ln in complaints if ln.startswith(tools)]
+    own = [ln for ln in complaints if not ln.startswith(tools)]
     if "Traceback" in out:
         why.append("traceback")
     if exp.rc != 0 and not complaints and len(lines) == 1:  # a one-line refusal in other words
@@ -563,6 +580,139 @@ def register_same_weights_again(sb):  # item 14
     return exp
 
 
+# ---- under Docker (items 1-4; Ctrl-C and docker kill during train) ----------------
+class _Trickle(http.server.BaseHTTPRequestHandler):
+    """Announces a big archive and sends a byte every 0.2 s: the download, and so the
+    ingest stage, stays busy until it is interrupted (at most 120 s)."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(1 << 30))
+        self.end_headers()
+        for _ in range(600):
+            try:
+                self.wfile.write(b"\0")
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.2)
+
+    def log_message(self, *args):
+        pass
+
+
+def _busy_ingest(sb: Sandbox) -> None:
+    """params that keep ingest running, downloading from a local trickling server."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sb.servers.append(server)
+    url = f"http://127.0.0.1:{server.server_address[1]}/cifar-100-python.tar.gz"
+    sb.params(data={"source": "cifar100", "download": {"url": url}})
+
+
+def _docker_env(sb: Sandbox) -> dict:
+    """Environment for `make run` in the sandbox; Skip where it cannot run."""
+    if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode:
+        raise Skip("no Docker daemon answers")
+    base = os.environ.get("BASE_IMAGE") or ""
+    env = {"BASE_IMAGE": base} if base else {}
+    env["COMPOSE_PROJECT_NAME"] = f"faults{os.getpid()}"
+    make = ["make", "-s", "print-stage-image"]
+    got = subprocess.run(make, cwd=sb.root, env=sb.env(env), capture_output=True, text=True)
+    image = got.stdout.strip()
+    if not image or subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
+        raise Skip(f"stage image {image or '?'} not built (make build BASE_IMAGE=...; BASE_IMAGE={base or 'unset'})")
+    return env
+
+
+def _stage_containers(sb: Sandbox, stage: str) -> list[str]:
+    done = subprocess.run(
+        ["docker", "ps", "-q", "--filter", f"label=cifar100.stage={stage}"]
+        + ["--filter", f"label=cifar100.workdir={sb.root}"],
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.split()
+
+
+def _make_run(sb: Sandbox, env: dict) -> subprocess.Popen:
+    return sb.start(["make", "run"], env=env)
+
+
+def _ingest_running(sb: Sandbox, env: dict) -> subprocess.Popen:
+    _busy_ingest(sb)
+    proc = _make_run(sb, env)
+    wait_for(lambda: _scratch(sb.root, "raw") and _stage_containers(sb, "ingest"), proc, timeout=180)
+    return proc
+
+
+def _train_running(sb: Sandbox, env: dict) -> subprocess.Popen:
+    sb.params(recipes={"fast": {"epochs": 30}})  # a new fingerprint: train (alone, with what follows) reruns
+    proc = _make_run(sb, env)
+    wait_for(lambda: _checkpoint(sb.root) and _stage_containers(sb, "train"), proc, timeout=240)
+    return proc
+
+
+def docker_two_runs(sb):  # item 1: the second `make run` is refused in one line naming the first
+    env = _docker_env(sb)
+    first = _ingest_running(sb, env)
+    second = finish(_make_run(sb, env), timeout=45)  # a refusal takes seconds; a second run would hang here
+    os.killpg(first.pid, signal.SIGINT)
+    finish(first, timeout=120)
+    after = sb.dvc("status")  # a killed or finished runner's lock must not block host-side dvc
+    exp = Expect(second)
+    if "lock" in after.out.lower() and after.rc:
+        exp.notes.append("host-side `dvc status` blocked by a stale lock")
+    return exp
+
+
+def docker_sighup(sb):  # item 2: closing the terminal stops the stage container too
+    env = _docker_env(sb)
+    proc = _ingest_running(sb, env)
+    os.killpg(proc.pid, signal.SIGHUP)
+    exp = Expect(finish(proc, timeout=120))
+    time.sleep(2)  # a container outliving its runner would still be listed now
+    return exp
+
+
+def docker_credentials(sb):  # item 3: a stage gets only the credentials it uses
+    secrets = {"MLFLOW_TRACKING_PASSWORD": "faults-secret-pw", "AWS_SECRET_ACCESS_KEY": "faults-secret-key"}
+    env = {**_docker_env(sb), **secrets}
+    proc = _ingest_running(sb, env)
+    leaks = []
+    for cid in _stage_containers(sb, "ingest") + _runner_containers(env):
+        shown = subprocess.run(["docker", "inspect", cid], capture_output=True, text=True).stdout
+        leaks += [f"{name} readable in {cid[:12]}" for name, value in secrets.items() if value in shown]
+    os.killpg(proc.pid, signal.SIGINT)
+    exp = Expect(finish(proc, timeout=120))
+    exp.notes += leaks
+    return exp
+
+
+def _runner_containers(env: dict) -> list[str]:
+    label = f"label=com.docker.compose.project={env['COMPOSE_PROJECT_NAME']}"
+    return subprocess.run(["docker", "ps", "-q", "--filter", label], capture_output=True, text=True).stdout.split()
+
+
+def docker_ctrl_c_train(sb):  # Ctrl-C during train: one line naming the stage, no container
+    env = _docker_env(sb)
+    sb.params(recipes={"fast": {"epochs": 30}})
+    proc = _make_run(sb, env)
+    wait_for(lambda: _stage_containers(sb, "train"), proc, timeout=240)
+    time.sleep(5)  # inside the stage's work, not its start
+    os.killpg(proc.pid, signal.SIGINT)
+    return Expect(finish(proc, timeout=120), words=("train", "resum"))
+
+
+def docker_kill_train(sb):  # item 4: `docker kill` of the stage says which stage and that a rerun resumes
+    env = _docker_env(sb)
+    proc = _train_running(sb, env)
+    for cid in _stage_containers(sb, "train"):
+        subprocess.run(["docker", "kill", cid], capture_output=True)
+    return Expect(finish(proc, timeout=120), words=("train", "resum"))
+
+
 CASES: dict[str, Callable[[Sandbox], Expect]] = {
     f.__name__: f
     for f in (
@@ -602,9 +752,14 @@ CASES: dict[str, Callable[[Sandbox], Expect]] = {
         two_run_locals,
         dvc_cache_corrupt,
         register_same_weights_again,
+        docker_two_runs,
+        docker_sighup,
+        docker_credentials,
+        docker_ctrl_c_train,
+        docker_kill_train,
     )
 }
-DOCKER_CASES: set[str] = set()
+DOCKER_CASES = {name for name in CASES if name.startswith("docker_")}
 
 
 def prepare(work: Path, store: Path) -> None:
@@ -635,6 +790,8 @@ def run_case(name: str, store: Path, work: Path, verbose: bool) -> tuple[list[st
         why, tail = [f"bench case failed: {exc!r}"], ""
     finally:
         sb.close()
+        if docker:
+            remove_containers(work)
     if verbose:
         took = time.perf_counter() - started
         print(f"{name} ({took:.0f} s): {'clean' if not why else why}\n{tail if why else ''}", file=sys.stderr)
