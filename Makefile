@@ -149,3 +149,17 @@ run-local: mlflow-check
 .PHONY: bench-train
 bench-train: $(STAMP) ## train each recipe; time-to-accuracy table in reports/bench_train.{json,md}
 	PIPELINE_EXECUTOR=local $(PY) scripts/bench_train.py $(BENCH_TRAIN_ARGS)
+
+# ---- lineage: params checked before DVC templates them; `make reproduce` -----
+# DVC resolves `recipes.${train.recipe}` before any stage runs: check params.yaml
+# first so a misspelt key is named (`params.yaml: unknown key train.recipee`).
+.PHONY: check-params check-params-image
+check-params: $(STAMP) ## check params.yaml (names a misspelt or bad key before DVC's templating error)
+	@$(PY) -m scripts.check_params params.yaml
+run-local: check-params
+
+# The same check for `make run`/`make stage`, in the stage image (no host venv needed).
+check-params-image: build
+	@docker run --rm --network none --user $(HOST_UID):$(HOST_GID) -v "$(CURDIR)":"$(CURDIR)":ro -w "$(CURDIR)" \
+	    $(STAGE_IMAGE) python -m scripts.check_params params.yaml
+run stage: check-params-image
