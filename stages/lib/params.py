@@ -197,8 +197,12 @@ def _message(err: dict) -> str:
         return f"{key} must be {_KIND[kind]}, got {value!r}"
     if kind in _NOT_MAPPING:
         return f"{key or 'top level'} must be a mapping, got {value!r}"
-    if kind == "too_short":
-        return f"{key} must not be empty"
+    if kind in ("too_short", "too_long"):
+        n, least = ctx.get("actual_length"), kind == "too_short"
+        if least and ctx.get("min_length") == 1:
+            return f"{key} must not be empty"
+        limit = f"at least {ctx['min_length']}" if least else f"at most {ctx['max_length']}"
+        return f"{key} must have {limit} items, got {n}"
     if kind == "string_pattern_mismatch":
         return f"{key} must match {ctx['pattern']} (letters, digits, _ and -), got {value!r}"
     return f"{key}: {err['msg']}, got {value!r}"  # a rule pydantic checks that we have not worded
