@@ -163,3 +163,11 @@ check-params-image: build
 	@docker run --rm --network none --user $(HOST_UID):$(HOST_GID) -v "$(CURDIR)":"$(CURDIR)":ro -w "$(CURDIR)" \
 	    $(STAGE_IMAGE) python -m scripts.check_params params.yaml
 run stage: check-params-image
+
+# Rebuild a registered version from its own record (scripts/reproduce.py): its
+# commit in a scratch git worktree, its settings, its data by DVC hash; one JSON verdict.
+.PHONY: reproduce
+MODEL ?= cifar100-classifier
+reproduce: $(STAMP) ## rebuild a registered version and compare weights: make reproduce VERSION=3 (or ALIAS=champion)
+	@test -n "$(VERSION)$(ALIAS)" || { echo "reproduce: error: say which version: VERSION=n or ALIAS=champion" >&2; exit 2; }
+	$(PY) -m scripts.reproduce --model "$(MODEL)" $(if $(ALIAS),--alias "$(ALIAS)",--version "$(VERSION)")
