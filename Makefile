@@ -157,3 +157,25 @@ bench-train: $(STAMP) ## train each recipe; time-to-accuracy table in reports/be
 .PHONY: bench-faults
 bench-faults: $(STAMP) ## run the fault matrix: every fault must end in one line and leave nothing behind
 	BASE_IMAGE=$(BASE_IMAGE) $(PY) bench/faults.py $(BENCH_FAULTS_ARGS)
+
+# ---- lineage: params checked before DVC templates them; `make reproduce` -----
+# DVC resolves `recipes.${train.recipe}` before any stage runs: check params.yaml
+# first so a misspelt key is named (`params.yaml: unknown key train.recipee`).
+.PHONY: check-params check-params-image
+check-params: $(STAMP) ## check params.yaml (names a misspelt or bad key before DVC's templating error)
+	@$(PY) -m scripts.check_params params.yaml
+run-local: check-params
+
+# The same check for `make run`/`make stage`, in the stage image (no host venv needed).
+check-params-image: build
+	@docker run --rm --network none --user $(HOST_UID):$(HOST_GID) -v "$(CURDIR)":"$(CURDIR)":ro -w "$(CURDIR)" \
+	    $(STAGE_IMAGE) python -m scripts.check_params params.yaml
+run stage: check-params-image
+
+# Rebuild a registered version from its own record (scripts/reproduce.py): its
+# commit in a scratch git worktree, its settings, its data by DVC hash; one JSON verdict.
+.PHONY: reproduce
+MODEL ?= cifar100-classifier
+reproduce: $(STAMP) ## rebuild a registered version and compare weights: make reproduce VERSION=3 (or ALIAS=champion)
+	@test -n "$(VERSION)$(ALIAS)" || { echo "reproduce: error: say which version: VERSION=n or ALIAS=champion" >&2; exit 2; }
+	$(PY) -m scripts.reproduce --model "$(MODEL)" $(if $(ALIAS),--alias "$(ALIAS)",--version "$(VERSION)")

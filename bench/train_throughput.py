@@ -13,7 +13,8 @@ Both run --steps optimizer steps per round; rounds alternate (--repeats, after o
 warm-up round each, which also absorbs torch.compile) and the fastest of each counts.
 
 Data: a cifar-100-python folder unpacked from --archive (the real CIFAR-100; default
-/work/shared/cifar100/cifar-100-python.tar.gz when present), else written from the
+$CIFAR100_DIR/cifar-100-python.tar.gz, CIFAR100_DIR defaulting to ../shared/cifar100
+relative to the project, when present), else written from the
 synthetic generator. Neither carries the official per-file md5s, so the dataset is
 torchvision's CIFAR100 with those checks off; loading and transforms are unchanged.
 
@@ -46,7 +47,9 @@ from tqdm import tqdm
 from bench._common import alternating_best, sync
 from stages.lib import dataset, device, loop, model, params, synthetic
 
-REAL_ARCHIVE = Path("/work/shared/cifar100/cifar-100-python.tar.gz")
+# The real dataset's folder: $CIFAR100_DIR, else ../shared/cifar100 next to the project.
+DATA_DIR_DEFAULT = "../shared/cifar100"
+ARCHIVE_NAME = "cifar-100-python.tar.gz"
 RESNET18_GFLOP = 3.33
 PEAK_BF16_TFLOPS = (
     ("H100 PCIe", 756.0),
@@ -170,6 +173,13 @@ def baseline_round(cfg, rt, ds, steps: int, workers: int):
     return run
 
 
+def default_archive(env: dict[str, str] | None = None) -> Path | None:
+    """The real archive under $CIFAR100_DIR (relative paths from the project root), if present."""
+    folder = Path((os.environ if env is None else env).get("CIFAR100_DIR") or DATA_DIR_DEFAULT)
+    archive = (folder if folder.is_absolute() else ROOT / folder) / ARCHIVE_NAME
+    return archive if archive.is_file() else None
+
+
 def _args(cuda: bool) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="resnet18", choices=sorted(model.ARCHITECTURES))
@@ -180,8 +190,9 @@ def _args(cuda: bool) -> argparse.Namespace:
     ap.add_argument(
         "--archive",
         type=Path,
-        default=REAL_ARCHIVE if REAL_ARCHIVE.is_file() else None,
-        help="a cifar-100-python.tar.gz (default: the real one when present, else synthetic data)",
+        default=default_archive(),
+        help=f"a {ARCHIVE_NAME} (default: $CIFAR100_DIR/{ARCHIVE_NAME}, CIFAR100_DIR defaulting to "
+        f"{DATA_DIR_DEFAULT} from the project, when present; else synthetic data)",
     )
     ap.add_argument("--synthetic", action="store_true", help="use synthetic images even when the archive exists")
     ap.add_argument("--synthetic-images", type=int, default=5000)

@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scripts.sandbox import merge
-from stages.lib import fsio, params, tracking
+from stages.lib import fsio, model_card, params, tracking
 
 EXPERIMENT = "bench-train"
 PREPARE = ("ingest", "validate", "preprocess")
@@ -117,7 +117,7 @@ def run_recipe(project: Path, raw: dict, recipe: str) -> dict:
     write_yaml(project / "params.yaml", merge(raw, {"train": {"recipe": recipe}}))
     _stage("train")
     _stage("evaluate")
-    sha = hashlib.sha256((project / "models" / "model.pt").read_bytes()).hexdigest()
+    sha = model_card.weights_sha256(project / "models")
     run = mlflow.get_run(tracking.find_run(sha))
     row = row_of(run, recipe)
     mlflow.MlflowClient().set_tag(run.info.run_id, "bench", EXPERIMENT)

@@ -2,8 +2,10 @@
 
 Builds a sandbox (scripts/sandbox.py) under `.smoke/` in the project, so
 container executors see it at the same path, runs `dvc repro` there with its
-own MLflow store, and prints one JSON line: model, version, aliases, test
-top-1. params.yaml, dvc.lock and the project's outputs are never touched.
+own MLflow store, then rebuilds the version it registered from that version's
+own record (scripts/reproduce.py), and prints one JSON line: model, version,
+aliases, test top-1 and `reproduced` (`identical`, or `different`: the verdict
+is on stderr). params.yaml, dvc.lock and the project's outputs are never touched.
 """
 
 from __future__ import annotations
@@ -19,6 +21,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python scrip
 from scripts.sandbox import ROOT, SMOKE_OVERRIDES, make_sandbox, merge, repro
 
 
+def reproduced(sandbox: Path, decision: dict) -> str:
+    """Rebuild the version just registered, as `make reproduce` would; its verdict."""
+    try:
+        from scripts.reproduce import reproduce
+        from stages.lib import tracking
+    except ImportError:  # the dvc-runner image (EXECUTOR=docker) has no MLflow client
+        return "skipped: no MLflow client here"
+    store = tracking.local_store(sandbox)[0]
+    verdict = reproduce(sandbox, decision["model"], version=str(decision["version"]), store=store)
+    if verdict["verdict"] != "identical":
+        print(json.dumps(verdict), file=sys.stderr)
+    return verdict["verdict"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keep", action="store_true", help="keep the sandbox for inspection")
@@ -30,10 +46,11 @@ def main() -> int:
     overrides = merge(SMOKE_OVERRIDES, {"recipes": {"fast": {"epochs": args.epochs}}})
     try:
         decision = repro(make_sandbox(sandbox, overrides))
+        decision["reproduced"] = reproduced(sandbox, decision)
     finally:
         if not args.keep:
             shutil.rmtree(sandbox, ignore_errors=True)
-    keys = ("model", "version", "aliases", "test_top1")
+    keys = ("model", "version", "aliases", "test_top1", "reproduced")
     print(json.dumps({k: decision[k] for k in keys}))
     if args.keep:
         print(f"sandbox kept at {sandbox}", file=sys.stderr)

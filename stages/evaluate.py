@@ -9,13 +9,12 @@ MLflow run that trained these exact weights.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from pathlib import Path
 
 import numpy as np
 
-from stages.lib import cli, fsio, params
+from stages.lib import cli, fsio, model_card, params
 from stages.lib.dataset import load_arrays
 
 
@@ -64,32 +63,29 @@ def confusion_png(pred: np.ndarray, y: np.ndarray, names: list[str]) -> bytes:
 def _logits(model_dir: Path, data_dir: Path, cfg: params.EvaluateParams) -> np.ndarray:
     import dataclasses
 
-    import torch
-
     from stages.lib import device, loop, model
 
-    card = fsio.read_json(model_dir / "model.json")
-    # The model card's resolved train config decides device, precision and the TTA views;
+    card = model_card.load(model_dir)
+    # The card's resolved train config decides device, precision and the TTA views;
     # evaluation runs eagerly (one pass does not repay compiling).
-    trained = params.parse_as(params.TrainConfig, card["train_params"], str(model_dir / "model.json"), "train_params")
+    trained = card.train_params
     rt = device.resolve(dataclasses.replace(trained, compile="off"))
-    net = model.build(card["architecture"], card["num_classes"]).to(rt.device, memory_format=rt.memory_format)
-    net.load_state_dict(torch.load(model_dir / "model.pt", map_location=rt.device, weights_only=True))
+    net = model.build(card.architecture, card.num_classes).to(rt.device, memory_format=rt.memory_format)
+    net.load_state_dict(model_card.load_weights(model_dir, rt.device))
     test = loop.DeviceData.from_arrays(load_arrays(data_dir, "test"), rt.device)
-    norm = loop.Normalizer(card["mean"], card["std"], rt)
+    norm = loop.Normalizer(card.mean, card.std, rt)
     return loop.predict(net, test.x, cfg.batch_size, norm, rt, trained.tta_flip, trained.tta_translate).cpu().numpy()
 
 
 def evaluate(cfg: params.Params, model_dir: Path, data_dir: Path, out: dict[str, Path]) -> dict:
     fsio.remove(*out.values())
-    cli.require(model_dir / "model.json", model_dir / "model.pt", producer="train")
-    card = fsio.read_json(model_dir / "model.json")  # small; read again in _logits to keep it self-contained
+    card = model_card.load(model_dir)  # checks both files are there before any work
     test = load_arrays(data_dir, "test")
     y, coarse = np.array(test.y), np.array(test.coarse)
     logits = _logits(model_dir, data_dir, cfg.evaluate)
     pred = logits.argmax(axis=1)
-    metrics = {"test": summarise(logits, y, coarse, np.array(card["fine_to_coarse"]))}
-    names = card["fine_names"]
+    metrics = {"test": summarise(logits, y, coarse, np.array(card.fine_to_coarse))}
+    names = card.fine_names
     rows = io.StringIO()
     writer = csv.writer(rows, lineterminator="\n")
     writer.writerow(["actual", "predicted"])
@@ -109,7 +105,7 @@ def _log(cfg: params.Params, model_dir: Path, metrics: dict, out: dict[str, Path
     from stages.lib import tracking
 
     tracking.configure(cfg.mlflow.experiment)
-    sha = hashlib.sha256((model_dir / "model.pt").read_bytes()).hexdigest()
+    sha = model_card.weights_sha256(model_dir)
     run_id = tracking.find_run(sha)
     with mlflow.start_run(run_id=run_id, run_name=None if run_id else "evaluate"):
         mlflow.set_tag(tracking.MODEL_TAG, sha)

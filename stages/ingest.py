@@ -65,6 +65,8 @@ def _unpack(archive: Path, md5: str, key: str, dest: Path, name: str | None = No
     extracts into is deleted if the sum does not match, and the `data` filter
     keeps members inside it.
     """
+    if archive.is_dir():
+        raise IngestError(f"{archive}: is a directory, not a .tar.gz file (params.yaml {key}.path)")
     if not archive.is_file():
         raise IngestError(f"{archive}: file not found (params.yaml {key}.path)")
     problem = None

@@ -8,17 +8,16 @@ registered again. The decision goes to a JSON file (path from dvc.yaml).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-from stages.lib import cli, fsio, params
+from stages.lib import cli, fsio, model_card, params
 
 
-def _tags(sha: str, card: dict, metrics: dict) -> dict[str, str]:
+def _tags(sha: str, card: model_card.ModelCard, metrics: dict) -> dict[str, str]:
     from stages.lib import tracking
 
     tags = {tracking.MODEL_TAG: sha, **tracking.provenance(["data/raw", "data/processed"])}
-    tags.update({f"param.train.{k}": str(v) for k, v in params.flatten(card["train_params"]).items()})
+    tags.update({f"param.train.{k}": str(v) for k, v in params.flatten(params.as_dict(card.train_params)).items()})
     tags.update({f"metric.test_{k}": str(v) for k, v in metrics["test"].items()})
     return tags
 
@@ -26,16 +25,13 @@ def _tags(sha: str, card: dict, metrics: dict) -> dict[str, str]:
 def _new_version(client, cfg: params.Params, model_dir: Path, sha: str, tags: dict) -> str:
     """Log the servable model to its training run and register it; return the version."""
     import mlflow
-    import torch
     from mlflow.exceptions import MlflowException
 
     import stages
-    from stages.lib import model, registry, tracking
+    from stages.lib import lineage, model, registry, tracking
 
-    card = fsio.read_json(model_dir / "model.json")
-    net = model.build(card["architecture"], card["num_classes"])
-    net.load_state_dict(torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True))
-    serving = model.ServingModel(net, card["mean"], card["std"]).eval()
+    card, net = model_card.build(model_dir)
+    serving = model.ServingModel(net, card.mean, card.std).eval()
     run_id = tracking.find_run(sha)
     if run_id is None:
         with mlflow.start_run(run_name="register") as run:
@@ -43,7 +39,8 @@ def _new_version(client, cfg: params.Params, model_dir: Path, sha: str, tags: di
             run_id = run.info.run_id
     source = registry.logged_model(client, run_id)  # logged by an earlier run the registry refused
     if source is None:
-        source = registry.log_model(client, run_id, serving, card["num_classes"], Path(stages.__file__).parent)
+        source = registry.log_model(client, run_id, serving, card.num_classes, Path(stages.__file__).parent)
+    lineage.record(client, run_id, model_dir)  # what `make reproduce` rebuilds it from
     try:
         return registry.create_version(client, cfg.register.model_name, source, run_id, tags)
     except MlflowException as exc:
@@ -97,12 +94,11 @@ def register(cfg: params.Params, model_dir: Path, metrics_path: Path, out: Path)
     from stages.lib import registry, tracking
 
     fsio.remove(out)
-    cli.require(model_dir / "model.json", model_dir / "model.pt", producer="train")
+    card = model_card.load(model_dir)
     cli.require(metrics_path, producer="evaluate")
-    card = fsio.read_json(model_dir / "model.json")
     metrics = fsio.read_json(metrics_path)
     top1 = float(metrics["test"]["top1"])
-    sha = hashlib.sha256((model_dir / "model.pt").read_bytes()).hexdigest()
+    sha = model_card.weights_sha256(model_dir)
     tracking.configure(cfg.mlflow.experiment)
     client, name = MlflowClient(), cfg.register.model_name
     version = _registered(client, name, sha)

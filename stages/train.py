@@ -1,8 +1,8 @@
 """train: fit the selected recipe's network on the processed data, tracked in MLflow.
 
-Outputs (paths from dvc.yaml): the weights (`model.pt`, a CPU state_dict) and
-`model.json` (architecture, normalisation, class names, the resolved train
-config: run-time keys plus the selected recipe) in the model dir, and a
+Outputs (paths from dvc.yaml): the model dir (stages/lib/model_card.py: the
+weights and the typed model card: architecture, normalisation, class names, the
+resolved train config and the settings it came from), and a
 per-epoch history JSON for `dvc plots`. Timings go to MLflow only, so
 DVC-tracked bytes depend on inputs alone. With several GPUs visible the stage
 re-runs itself under torchrun, one DDP process per GPU (stages/lib/distributed.py).
@@ -10,16 +10,12 @@ re-runs itself under torchrun, one DDP process per GPU (stages/lib/distributed.p
 
 from __future__ import annotations
 
-import hashlib
-import io
 import sys
 import time
 from pathlib import Path
 
-from stages.lib import cli, distributed, fsio, params
+from stages.lib import cli, distributed, fsio, model_card, params
 from stages.lib.dataset import load_arrays, load_meta
-
-WEIGHTS, CARD = "model.pt", "model.json"
 
 
 def _open_run(mlflow, ckpt, cfg: params.Params, resolved: params.TrainConfig, extra_tags: dict) -> object:
@@ -40,27 +36,10 @@ def _open_run(mlflow, ckpt, cfg: params.Params, resolved: params.TrainConfig, ex
     return run
 
 
-def _save_model(net, meta: dict, cfg: params.TrainConfig, out: Path) -> str:
-    """Write weights and model card atomically; return the weights' sha256."""
-    import torch
-
-    buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buf)
-    card = {
-        "architecture": cfg.model,
-        "num_classes": len(meta["fine_names"]),
-        "input": "uint8 (N, 3, 32, 32), normalised with mean/std in [0, 1] units",
-        "mean": meta["mean"],
-        "std": meta["std"],
-        "fine_names": meta["fine_names"],
-        "coarse_names": meta["coarse_names"],
-        "fine_to_coarse": meta["fine_to_coarse"],
-        "train_params": params.as_dict(cfg),
-    }
-    with fsio.atomic_dir(out) as scratch:
-        (scratch / WEIGHTS).write_bytes(buf.getvalue())
-        fsio.write_json(scratch / CARD, card)
-    return hashlib.sha256(buf.getvalue()).hexdigest()
+def _save_model(net, meta: dict, resolved: params.TrainConfig, cfg: params.Params, out: Path) -> str:
+    """Write weights and model card atomically (stages/lib/model_card.py); return the weights' sha256."""
+    card = model_card.make(resolved.model, meta, resolved, cfg)
+    return model_card.save(out, net.state_dict(), card)
 
 
 def _tracked(
@@ -90,7 +69,7 @@ def _tracked(
     with _open_run(mlflow, ckpt, cfg, resolved, tags) as run:
         ckpt.extra["run_id"] = run.info.run_id
         history = fit(log)
-        sha = _save_model(net, meta, resolved, out["model"])
+        sha = _save_model(net, meta, resolved, cfg, out["model"])
         fsio.write_json(out["history"], history)
         mlflow.set_tag(tracking.MODEL_TAG, sha)
         summary = {"train_duration_s": time.perf_counter() - began}

@@ -1,17 +1,22 @@
 """Typed, frozen view of params.yaml: parsed once, strict, no defaults in code.
 
-Every key must be present with the right type and in range; unknown keys raise.
-Range rules live in field metadata so one generic checker enforces them all and
-the error names the file, the dotted key and the offending value.
+The sections are pydantic dataclasses: every key must be present with the right
+type (no coercion: `"3"` is not an int) and in range, unknown keys raise, and
+the first problem becomes one line naming the file, the dotted key, the value
+and the rule (`params.yaml: recipes.fast.lr must be > 0, got -0.1`). The recipe
+set is open: `recipes` maps a name to a recipe, so a new recipe is a params edit.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import typing
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
+from pydantic_core import PydanticCustomError
 
 from stages.lib.cli import PipelineError
 
@@ -20,32 +25,46 @@ class ParamsError(PipelineError):
     """A params file is missing a key, has an unknown one, or a bad value."""
 
 
-def rule(**bounds: float) -> Any:
-    """Field with range bounds: gt, ge, lt, le (checked after type)."""
-    return field(metadata=bounds)
+# No coercion: YAML already typed each value, so a string where a number belongs is a mistake.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]  # an int is accepted (and becomes a float)
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
+_SECTION = ConfigDict(extra="forbid")
 
 
-@dataclass(frozen=True)
+def _md5(value: str) -> str:
+    """32 hex digits, any case; stored lower case as hashlib prints it."""
+    if not re.fullmatch(r"[0-9a-fA-F]{32}", value):
+        raise PydanticCustomError("rule", f"must be an md5 (32 hex digits), got {value!r}")
+    return value.lower()
+
+
+Md5 = Annotated[Str, AfterValidator(_md5)]
+RecipeName = Annotated[Str, Field(pattern=r"^[A-Za-z0-9_-]+$")]  # DVC templates `recipes.${train.recipe}`
+
+
+@dataclass(frozen=True, config=_SECTION)
 class DownloadParams:
-    url: str
-    md5: str
+    url: Str
+    md5: Md5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class ArchiveParams:
-    path: str
-    md5: str
+    path: Str
+    md5: Md5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class SyntheticParams:
-    train_per_class: int = rule(ge=2)
-    test_per_class: int = rule(ge=1)
-    noise: float = rule(ge=0)  # std of additive pixel noise, in uint8 levels
-    seed: int = rule(ge=0)
+    train_per_class: Annotated[Int, Field(ge=2)]
+    test_per_class: Annotated[Int, Field(ge=1)]
+    noise: Annotated[Float, Field(ge=0)]  # std of additive pixel noise, in uint8 levels
+    seed: Annotated[Int, Field(ge=0)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class DataParams:
     source: Literal["cifar100", "archive", "synthetic"]
     download: DownloadParams
@@ -53,156 +72,157 @@ class DataParams:
     synthetic: SyntheticParams
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class ValidateParams:
-    min_train_per_class: int = rule(ge=1)
-    min_test_per_class: int = rule(ge=1)
-    max_train_test_duplicates: int = rule(ge=0)
-    min_image_std: float = rule(ge=0)  # below this (uint8 levels) an image counts as constant
+    min_train_per_class: Annotated[Int, Field(ge=1)]
+    min_test_per_class: Annotated[Int, Field(ge=1)]
+    max_train_test_duplicates: Annotated[Int, Field(ge=0)]
+    min_image_std: Annotated[Float, Field(ge=0)]  # below this (uint8 levels) an image counts as constant
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class PreprocessParams:
-    val_fraction: float = rule(ge=0, lt=1)
-    seed: int = rule(ge=0)
+    val_fraction: Annotated[Float, Field(ge=0, lt=1)]
+    seed: Annotated[Int, Field(ge=0)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class AugmentParams:
-    pad: int = rule(ge=0, le=16)  # pixels of zero padding before the random 32x32 crop
-    flip: bool
+    pad: Annotated[Int, Field(ge=0, le=16)]  # pixels of zero padding before the random 32x32 crop
+    flip: Bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class RecipeParams:
     """How to train: the net and every hyperparameter that shapes the result."""
 
     model: Literal["resnet18", "resnet9", "small"]
-    epochs: int = rule(ge=1)
-    batch_size: int = rule(ge=1)  # global: split across processes under DDP
-    lr: float = rule(gt=0)  # peak learning rate of the schedule
-    momentum: float = rule(ge=0, lt=1)
-    nesterov: bool
-    weight_decay: float = rule(ge=0)
-    label_smoothing: float = rule(ge=0, lt=1)
+    epochs: Annotated[Int, Field(ge=1)]
+    batch_size: Annotated[Int, Field(ge=1)]  # global: split across processes under DDP
+    lr: Annotated[Float, Field(gt=0)]  # peak learning rate of the schedule
+    momentum: Annotated[Float, Field(ge=0, lt=1)]
+    nesterov: Bool
+    weight_decay: Annotated[Float, Field(ge=0)]
+    label_smoothing: Annotated[Float, Field(ge=0, lt=1)]
     schedule: Literal["onecycle", "cosine"]
-    warmup_fraction: float = rule(ge=0, lt=1)  # share of steps spent rising to lr
+    warmup_fraction: Annotated[Float, Field(ge=0, lt=1)]  # share of steps spent rising to lr
     augment: AugmentParams
-    ema: float = rule(ge=0, lt=1)  # per-step decay of an exponential moving average of the weights; 0 = off
-    tta_flip: bool  # evaluate on each image and its mirror, averaging the logits
-    tta_translate: int = rule(ge=0, le=4)  # also on copies shifted by this many px (airbench's tta_level 2); 0 = off
+    ema: Annotated[Float, Field(ge=0, lt=1)]  # per-step decay of an EMA of the weights; 0 = off
+    tta_flip: Bool  # evaluate on each image and its mirror, averaging the logits
+    tta_translate: Annotated[Int, Field(ge=0, le=4)]  # also on copies shifted this many px; 0 = off
 
 
-@dataclass(frozen=True)
-class RecipesParams:
-    fast: RecipeParams
-    resnet18: RecipeParams
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class TrainParams:
     """Where and how the selected recipe runs; none of these change what is learnt."""
 
-    recipe: Literal["fast", "resnet18"]
+    recipe: RecipeName  # a key of `recipes` (checked by Params)
     device: Literal["auto", "cpu", "cuda"]
     precision: Literal["auto", "fp32", "bf16"]
     compile: Literal["auto", "on", "off"]
-    channels_last: bool
+    channels_last: Bool
     distributed: Literal["auto", "off"]  # auto = one torchrun process per GPU when more than one is visible
-    log_every: int = rule(ge=1)  # steps between host syncs for the progress bar
-    seed: int = rule(ge=0)
+    log_every: Annotated[Int, Field(ge=1)]  # steps between host syncs for the progress bar
+    seed: Annotated[Int, Field(ge=0)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class TrainConfig(TrainParams, RecipeParams):
     """The resolved train config: run-time keys plus the selected recipe's, flat.
 
-    This is what the loop reads and what model.json stores as `train_params`.
+    This is what the loop reads and what the model card stores as `train_params`.
     """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class EvaluateParams:
-    batch_size: int = rule(ge=1)
+    batch_size: Annotated[Int, Field(ge=1)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class RegisterParams:
-    model_name: str
-    promote_margin: float = rule(ge=0, le=1)  # top-1 a challenger must gain over the champion
+    model_name: Str
+    promote_margin: Annotated[Float, Field(ge=0, le=1)]  # top-1 a challenger must gain over the champion
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class MlflowParams:
-    experiment: str
+    experiment: Str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class Params:
     data: DataParams
     validate: ValidateParams
     preprocess: PreprocessParams
-    recipes: RecipesParams
+    recipes: Annotated[dict[RecipeName, RecipeParams], Field(min_length=1)]
     train: TrainParams
     evaluate: EvaluateParams
     register: RegisterParams
     mlflow: MlflowParams
 
+    @model_validator(mode="after")
+    def _recipe_exists(self) -> Params:
+        if self.train.recipe not in self.recipes:
+            choices = ", ".join(self.recipes)
+            raise PydanticCustomError("choice", f"train.recipe must be one of {choices}, got {self.train.recipe!r}")
+        return self
+
 
 _BOUND_TEXT = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
-_BOUND_OK = {
-    "gt": lambda v, b: v > b,
-    "ge": lambda v, b: v >= b,
-    "lt": lambda v, b: v < b,
-    "le": lambda v, b: v <= b,
-}
+_KIND = {"int_type": "int", "float_type": "float", "bool_type": "bool", "string_type": "str"}
+_NOT_MAPPING = {"dataclass_type", "dict_type", "model_type", "dataclass_exact_type"}
 
 
-def _coerce(value: Any, kind: Any, where: str, key: str) -> Any:
-    origin = typing.get_origin(kind)
-    if dataclasses.is_dataclass(kind):
-        return _build(kind, value, where, key)
-    if origin is Literal:
-        if value not in typing.get_args(kind):
-            choices = ", ".join(map(str, typing.get_args(kind)))
-            raise ParamsError(f"{where}: {key} must be one of {choices}, got {value!r}")
-        return value
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-        raise ParamsError(f"{where}: {key} must be {kind.__name__}, got {value!r}")
-    return value
+def _dotted(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc if part != "[key]")
 
 
-def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{where}: {prefix or 'top level'} must be a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    dotted = lambda name: f"{prefix}.{name}" if prefix else name  # noqa: E731
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise ParamsError(f"{where}: unknown key {dotted(unknown[0])}")
-    values = {}
-    for name, f in fields.items():
-        if name not in raw:
-            raise ParamsError(f"{where}: missing key {dotted(name)}")
-        value = _coerce(raw[name], hints[name], where, dotted(name))
-        for bound, limit in f.metadata.items():
-            if not _BOUND_OK[bound](value, limit):
-                raise ParamsError(f"{where}: {dotted(name)} must be {_BOUND_TEXT[bound]} {limit}, got {value!r}")
-        values[name] = value
-    return cls(**values)
+def _message(err: dict) -> str:
+    """One pydantic error as `key must ..., got value` (or `unknown key`/`missing key`)."""
+    kind, key, value, ctx = err["type"], _dotted(err["loc"]), err.get("input"), err.get("ctx") or {}
+    if kind in ("missing", "missing_argument"):
+        return f"missing key {key}"
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        return f"unknown key {key}"
+    if kind in ("rule", "choice"):
+        return f"{key} {err['msg']}".strip() if key and kind == "rule" else err["msg"]
+    bound = next((b for b in _BOUND_TEXT if b in ctx), None)
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal") and bound:
+        return f"{key} must be {_BOUND_TEXT[bound]} {ctx[bound]:g}, got {value!r}"
+    if kind == "literal_error":
+        choices = ", ".join(re.findall(r"'([^']*)'", ctx["expected"]))
+        return f"{key} must be one of {choices}, got {value!r}"
+    if kind in _KIND:
+        return f"{key} must be {_KIND[kind]}, got {value!r}"
+    if kind in _NOT_MAPPING:
+        return f"{key or 'top level'} must be a mapping, got {value!r}"
+    if kind in ("too_short", "too_long"):
+        n, least = ctx.get("actual_length"), kind == "too_short"
+        if least and ctx.get("min_length") == 1:
+            return f"{key} must not be empty"
+        limit = f"at least {ctx['min_length']}" if least else f"at most {ctx['max_length']}"
+        return f"{key} must have {limit} items, got {n}"
+    if kind == "string_pattern_mismatch":
+        return f"{key} must match {ctx['pattern']} (letters, digits, _ and -), got {value!r}"
+    return f"{key}: {err['msg']}, got {value!r}"  # a rule pydantic checks that we have not worded
+
+
+def parse_as(cls: type, raw: Any, where: str, prefix: str = "") -> Any:
+    """Build a section (or, with cls=Params, the whole file) from a loaded mapping, or raise one line."""
+    try:
+        return TypeAdapter(cls).validate_python(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        # An unknown key first: a misspelt key (`recipee`) also makes the right one "missing".
+        err = next((e for e in errors if e["type"] == "unexpected_keyword_argument"), errors[0])
+        err = {**err, "loc": (*prefix.split("."), *err["loc"]) if prefix else err["loc"]}
+        raise ParamsError(f"{where}: {_message(err)}") from None
 
 
 def parse(raw: Any, where: str = "params.yaml") -> Params:
     """Build typed Params from an already-loaded mapping."""
-    return _build(Params, raw, where, "")
-
-
-def parse_as(cls: type, raw: Any, where: str, prefix: str) -> Any:
-    """Build one section (e.g. the train config stored in a model card) with the same rules."""
-    return _build(cls, raw, where, prefix)
+    return parse_as(Params, raw, where)
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -225,7 +245,7 @@ def load(path: str | Path) -> Params:
 
 def train_config(p: Params) -> TrainConfig:
     """The run-time keys of `train` merged with the recipe they select."""
-    recipe = getattr(p.recipes, p.train.recipe)
+    recipe = p.recipes[p.train.recipe]
     shallow = lambda obj: {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}  # noqa: E731
     return TrainConfig(**shallow(recipe), **shallow(p.train))
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from stages.lib import dataset, fsio, model, tracking
+from stages.lib import dataset, fsio, model, model_card, tracking
 from tests.integration.conftest import run_stage
 
 
@@ -46,10 +46,8 @@ def test_two_gloo_processes_see_one_process_worth_of_samples_and_give_a_working_
     assert [row["epoch"] for row in fsio.read_json(trained / "reports" / "train_history.json")] == [1, 2]
     assert not list((trained / "checkpoints").glob("*.pt"))
 
-    card = fsio.read_json(trained / "models" / "model.json")
-    net = model.build(card["architecture"], card["num_classes"])
-    net.load_state_dict(torch.load(trained / "models" / "model.pt", weights_only=True))
-    serving = model.ServingModel(net, card["mean"], card["std"]).eval()
+    card, net = model_card.build(trained / "models")
+    serving = model.ServingModel(net, card.mean, card.std).eval()
     test = dataset.load_arrays(trained / "data" / "processed", "test")
     images = torch.from_numpy(np.ascontiguousarray(np.asarray(test.x).transpose(0, 2, 3, 1)))
     with torch.no_grad():

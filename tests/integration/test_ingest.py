@@ -126,6 +126,19 @@ def test_missing_archive_is_named(project, capsys):
     assert "nope.tar.gz: file not found (params.yaml data.archive.path)" in err
 
 
+def test_a_directory_as_archive_path_is_called_a_directory(project, capsys):
+    (project / "unpacked").mkdir()
+    set_params(project, data={"source": "archive", "archive": {"path": "unpacked", "md5": "0" * 32}})
+    err = _fails_cleanly(project, capsys)
+    assert "unpacked: is a directory, not a .tar.gz file (params.yaml data.archive.path)" in err
+
+
+def test_upper_case_md5_in_params_matches(project, archive):
+    md5 = _md5(archive.read_bytes()).upper()
+    set_params(project, data={"source": "archive", "archive": {"path": str(archive), "md5": md5}})
+    assert run_stage("ingest") == 0
+
+
 def test_archive_that_is_not_a_tarball_is_named(project, capsys):
     junk = project / "junk.tar.gz"
     junk.write_bytes(b"definitely not gzip")

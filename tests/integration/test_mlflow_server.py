@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from stages.lib import dataset, fsio, tracking
+from stages.lib import dataset, fsio, model_card, tracking
 from stages.lib.cli import PipelineError
 from tests.integration.conftest import run_stage, set_params
 from tests.support.servers import mlflow_servers  # noqa: F401  (fixture)
@@ -56,7 +56,7 @@ def test_wrong_password_stops_the_stage_with_one_line(trained, server, monkeypat
     assert err.count("\n") == 0
     assert "rejected the credentials (HTTP 401)" in err and "MLFLOW_TRACKING_PASSWORD" in err
     assert "not-the-password" not in err and server.password not in err
-    assert (trained / "models" / "model.pt").is_file()  # the stage's inputs are untouched
+    assert model_card.weights_path(trained / "models").is_file()  # the stage's inputs are untouched
 
 
 def test_evaluate_register_and_serve_on_a_2x_server(trained, server2, capsys):

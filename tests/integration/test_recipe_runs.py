@@ -11,7 +11,7 @@ import mlflow
 import pytest
 import torch
 
-from stages.lib import dataset, device, fsio, loop, model, params, tracking
+from stages.lib import dataset, device, fsio, loop, model_card, params, tracking
 from tests.conftest import write_params
 from tests.integration.conftest import run_stage
 
@@ -52,10 +52,10 @@ def recipe_run(trained_template, tmp_path_factory, base_params):
 @pytest.mark.parametrize("name, net", [("fast", "resnet9"), ("resnet18", "resnet18")])
 def test_each_recipe_trains_one_short_epoch(recipe_run, base_params, name, net):
     root = recipe_run(name)
-    card = fsio.read_json(root / "models" / "model.json")
-    assert card["architecture"] == net
-    assert card["train_params"]["recipe"] == name and card["train_params"]["batch_size"] == BATCH
-    assert card["train_params"]["tta_flip"] == base_params["recipes"][name]["tta_flip"]
+    card = model_card.load(root / "models")
+    assert card.architecture == net
+    assert card.train_params.recipe == name and card.train_params.batch_size == BATCH
+    assert card.train_params.tta_flip == base_params["recipes"][name]["tta_flip"]
     top1 = fsio.read_json(root / "reports" / "metrics.json")["test"]["top1"]
     assert 0.0 <= top1 <= 1.0  # how far above chance (0.01) one tiny epoch gets varies by machine
     mlflow.set_tracking_uri(tracking.local_store(root)[0])
@@ -74,13 +74,11 @@ def test_tta_keeps_the_shape_and_averages_the_views(recipe_run):
     the image's and its mirror's logits. Whether TTA helps is a statistical claim about a
     trained net; that belongs in a bench and the README, not here."""
     root = recipe_run("fast")
-    card = fsio.read_json(root / "models" / "model.json")
-    cfg = params.parse_as(params.TrainConfig, card["train_params"], "model.json", "train_params")
+    card, net = model_card.build(root / "models")
+    cfg = card.train_params
     rt = device.resolve(dataclasses.replace(cfg, compile="off"))
-    net = model.build(card["architecture"], card["num_classes"])
-    net.load_state_dict(torch.load(root / "models" / "model.pt", weights_only=True))
     test = loop.DeviceData.from_arrays(dataset.load_arrays(root / "data" / "processed", "test"), rt.device)
-    norm = loop.Normalizer(card["mean"], card["std"], rt)
+    norm = loop.Normalizer(card.mean, card.std, rt)
     plain = loop.predict(net, test.x, 128, norm, rt, tta_flip=False)
     mirrored = loop.predict(net, test.x.flip(3), 128, norm, rt, tta_flip=False)
     flip = loop.predict(net, test.x, 128, norm, rt, tta_flip=True)

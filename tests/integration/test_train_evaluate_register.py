@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from stages.lib import dataset, fsio, loop, tracking
+from stages.lib import dataset, fsio, loop, model_card, tracking
 from tests.integration.conftest import run_stage, set_params
 
 MODEL = "cifar100-classifier"
@@ -24,19 +24,22 @@ def _client(project) -> MlflowClient:
 def test_same_seed_on_cpu_gives_identical_weights(trained, trained_template):
     shutil.rmtree(trained / "models")
     assert run_stage("train") == 0
-    assert (trained / "models" / "model.pt").read_bytes() == (trained_template / "models" / "model.pt").read_bytes()
+    assert (
+        model_card.weights_path(trained / "models").read_bytes()
+        == model_card.weights_path(trained_template / "models").read_bytes()
+    )
 
 
 def test_train_outputs_and_mlflow_run(trained):
-    card = fsio.read_json(trained / "models" / "model.json")
-    assert card["architecture"] == "small" and len(card["fine_names"]) == 100 and len(card["mean"]) == 3
-    assert card["train_params"]["epochs"] == 2
+    card = model_card.load(trained / "models")
+    assert card.architecture == "small" and len(card.fine_names) == 100 and len(card.mean) == 3
+    assert card.train_params.epochs == 2 and card.settings.train.recipe == "fast"
     history = fsio.read_json(trained / "reports" / "train_history.json")
     assert [row["epoch"] for row in history] == [1, 2]
     assert set(history[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"}
     client = _client(trained)
     mlflow.set_experiment("cifar100")
-    run = client.get_run(tracking.find_run(_sha(trained / "models" / "model.pt")))
+    run = client.get_run(tracking.find_run(model_card.weights_sha256(trained / "models")))
     assert run.data.params["train.model"] == "small" and run.data.params["data.source"] == "synthetic"
     for tag in ("git.commit", "git.dirty", "data.data/processed", "device", "torch.version", "executor", "image.id"):
         assert tag in run.data.tags
@@ -63,12 +66,15 @@ def test_interrupted_training_resumes_to_the_same_weights(trained, trained_templ
     monkeypatch.setattr(loop, "train_epoch", real)
     assert run_stage("train") == 0
     assert "resuming after epoch 1" in capsys.readouterr().out
-    assert (trained / "models" / "model.pt").read_bytes() == (trained_template / "models" / "model.pt").read_bytes()
+    assert (
+        model_card.weights_path(trained / "models").read_bytes()
+        == model_card.weights_path(trained_template / "models").read_bytes()
+    )
     assert not list((trained / "checkpoints").glob("*.pt"))  # cleared once the run completes
     assert [row["epoch"] for row in fsio.read_json(trained / "reports" / "train_history.json")] == [1, 2]
     client = _client(trained)
     mlflow.set_experiment("cifar100")
-    run = client.get_run(tracking.find_run(_sha(trained / "models" / "model.pt")))
+    run = client.get_run(tracking.find_run(model_card.weights_sha256(trained / "models")))
     # The resumed process continued the interrupted run: one run holds both epochs.
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1, 2]
     assert run.info.status == "FINISHED"
@@ -107,7 +113,10 @@ def test_resume_without_the_checkpoints_mlflow_run_starts_a_new_run(trained, tra
     out = capsys.readouterr().out
     assert "the checkpoint's MLflow run is not in this store; starting a new run" in out
     assert "resuming after epoch 1" in out
-    assert (trained / "models" / "model.pt").read_bytes() == (trained_template / "models" / "model.pt").read_bytes()
+    assert (
+        model_card.weights_path(trained / "models").read_bytes()
+        == model_card.weights_path(trained_template / "models").read_bytes()
+    )
 
 
 def test_a_checkpoint_from_other_settings_is_not_resumed(trained, monkeypatch, capsys):
@@ -140,7 +149,7 @@ def test_evaluate_writes_metrics_plots_and_logs_to_the_training_run(trained):
     assert (trained / "reports" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
     _client(trained)
     mlflow.set_experiment("cifar100")
-    run = mlflow.get_run(tracking.find_run(_sha(trained / "models" / "model.pt")))
+    run = mlflow.get_run(tracking.find_run(model_card.weights_sha256(trained / "models")))
     assert run.data.metrics["test_top1"] == pytest.approx(metrics["test"]["top1"])
     assert "images_per_s" in run.data.metrics  # the same run as training
 
@@ -156,7 +165,7 @@ def test_register_promotion_flow(trained, capsys):
     assert (first["version"], first["aliases"], first["promoted"]) == (1, ["challenger", "champion"], True)
     client = _client(trained)
     mv = client.get_model_version(MODEL, "1")
-    assert mv.tags["model_sha256"] == _sha(trained / "models" / "model.pt") and "git.commit" in mv.tags
+    assert mv.tags["model_sha256"] == model_card.weights_sha256(trained / "models") and "git.commit" in mv.tags
     assert mv.tags["param.train.model"] == "small" and "metric.test_top1" in mv.tags
 
     written = (trained / "reports" / "registry.json").read_bytes()
@@ -197,14 +206,16 @@ def test_register_without_a_training_run_in_the_store(trained, monkeypatch):
     result = fsio.read_json(trained / "reports" / "registry.json")
     assert (result["version"], result["aliases"]) == (1, ["challenger", "champion"])
     run = client.get_run(client.get_model_version(MODEL, "1").run_id)
-    assert run.info.run_name == "register" and run.data.tags["model_sha256"] == _sha(trained / "models" / "model.pt")
+    assert run.info.run_name == "register" and run.data.tags["model_sha256"] == model_card.weights_sha256(
+        trained / "models"
+    )
 
 
 def test_evaluate_with_flip_tta_and_without_its_model(trained, capsys):
-    assert fsio.read_json(trained / "models" / "model.json")["train_params"]["tta_flip"]  # the fast recipe's
+    assert model_card.load(trained / "models").train_params.tta_flip  # the fast recipe's
     assert run_stage("evaluate") == 0
     assert 0 <= fsio.read_json(trained / "reports" / "metrics.json")["test"]["top1"] <= 1
-    (trained / "models" / "model.pt").unlink()
+    model_card.weights_path(trained / "models").unlink()
     capsys.readouterr()
     assert run_stage("evaluate") == 1
     assert capsys.readouterr().err == "evaluate: error: models/model.pt: file not found (run the train stage)\n"

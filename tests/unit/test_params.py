@@ -25,9 +25,9 @@ def raw(base_params):
 
 def test_committed_params_parse_into_frozen_typed_objects(raw):
     p = params.parse(raw)
-    assert isinstance(p.recipes.fast.lr, float) and isinstance(p.recipes.resnet18.epochs, int)
+    assert isinstance(p.recipes["fast"].lr, float) and isinstance(p.recipes["resnet18"].epochs, int)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        p.recipes.fast.lr = 1.0
+        p.recipes["fast"].lr = 1.0
 
 
 def test_download_defaults_are_torchvisions_official_archive(raw):
@@ -47,7 +47,7 @@ def test_out_of_range_names_file_key_and_value(raw):
         ("train", "log_every", 0, "train.log_every must be >= 1, got 0"),
         ("preprocess", "val_fraction", 1.0, "preprocess.val_fraction must be < 1, got 1.0"),
         ("register", "promote_margin", 1.5, "register.promote_margin must be <= 1, got 1.5"),
-        ("validate", "min_image_std", -1, "validate.min_image_std must be >= 0, got -1.0"),
+        ("validate", "min_image_std", -1, "validate.min_image_std must be >= 0, got -1"),
     ],
 )
 def test_each_bound_kind_is_enforced(raw, section, key, value, expected):
@@ -95,7 +95,8 @@ def test_wrong_types_are_rejected(raw, key, value, kind):
 
 def test_int_is_accepted_where_a_float_is_expected(raw):
     raw["recipes"]["fast"]["lr"] = 1
-    assert params.parse(raw).recipes.fast.lr == 1.0
+    p = params.parse(raw)
+    assert p.recipes["fast"].lr == 1.0 and isinstance(p.recipes["fast"].lr, float)
 
 
 def test_choice_outside_literal_is_rejected(raw):
@@ -115,7 +116,7 @@ def test_yaml_1_2_exponent_floats(tmp_path, raw):
     raw["recipes"]["resnet18"]["weight_decay"] = 0.1
     write_params(path, raw)
     path.write_text(path.read_text().replace("weight_decay: 0.0", "weight_decay: 5e-4"))
-    assert params.load(path).recipes.fast.weight_decay == pytest.approx(5e-4)
+    assert params.load(path).recipes["fast"].weight_decay == pytest.approx(5e-4)
 
 
 def test_missing_and_invalid_files_raise_params_error(tmp_path):
@@ -143,8 +144,8 @@ def test_flatten():
 @pytest.mark.parametrize(
     "section, key, value, expected",
     [
-        ("recipes", "fast", {**_FAST, "lr": 0}, "recipes.fast.lr must be > 0, got 0.0"),
-        ("recipes", "fast", {**_FAST, "momentum": 1}, "recipes.fast.momentum must be < 1, got 1.0"),
+        ("recipes", "fast", {**_FAST, "lr": 0}, "recipes.fast.lr must be > 0, got 0"),
+        ("recipes", "fast", {**_FAST, "momentum": 1}, "recipes.fast.momentum must be < 1, got 1"),
         (
             "data",
             "synthetic",
@@ -163,7 +164,7 @@ def test_bounds_accept_their_inclusive_edges(raw):
     raw["preprocess"]["val_fraction"] = 0
     raw["recipes"]["fast"]["augment"]["pad"] = 16
     p = params.parse(raw)
-    assert (p.register.promote_margin, p.preprocess.val_fraction, p.recipes.fast.augment.pad) == (1.0, 0.0, 16)
+    assert (p.register.promote_margin, p.preprocess.val_fraction, p.recipes["fast"].augment.pad) == (1.0, 0.0, 16)
 
 
 @pytest.mark.parametrize(
@@ -215,4 +216,35 @@ def test_committed_params_file_loads_from_disk():
 
     p = params.load(ROOT / "params.yaml")
     assert p.data.source in ("cifar100", "archive", "synthetic")
-    assert params.flatten(params.as_dict(p))["recipes.fast.augment.pad"] == p.recipes.fast.augment.pad
+    assert params.flatten(params.as_dict(p))["recipes.fast.augment.pad"] == p.recipes["fast"].augment.pad
+
+
+@pytest.mark.parametrize("section", ["download", "archive"])
+def test_md5_is_checked_when_params_are_read(raw, section):
+    raw["data"][section]["md5"] = "eb9058c3"
+    assert _error(raw) == f"params.yaml: data.{section}.md5 must be an md5 (32 hex digits), got 'eb9058c3'"
+    raw["data"][section]["md5"] = "g" * 32
+    assert _error(raw) == f"params.yaml: data.{section}.md5 must be an md5 (32 hex digits), got '{'g' * 32}'"
+
+
+def test_upper_case_md5_is_accepted_and_normalised(raw):
+    raw["data"]["archive"]["md5"] = "EB9058C3A382FFC7106E4002C42A8D85"
+    assert params.parse(raw).data.archive.md5 == "eb9058c3a382ffc7106e4002c42a8d85"
+
+
+def test_a_misspelt_train_key_is_named_before_the_missing_one(raw):
+    """`recipee` makes `recipe` missing too (DVC then says only `Could not find 'train.recipe'`)."""
+    raw["train"]["recipee"] = raw["train"].pop("recipe")
+    assert _error(raw) == "params.yaml: unknown key train.recipee"
+
+
+def test_the_first_of_several_errors_is_reported(raw):
+    raw["train"]["seed"] = -1
+    raw["evaluate"]["batch_size"] = 0
+    assert _error(raw) == "params.yaml: train.seed must be >= 0, got -1"
+
+
+def test_replace_revalidates(raw):
+    cfg = params.train_config(params.parse(raw))
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        dataclasses.replace(cfg, epochs=0)

@@ -29,9 +29,9 @@ def _error(raw: dict) -> str:
 
 def test_committed_recipes_are_the_documented_ones(raw):
     p = params.parse(raw)
-    assert (p.recipes.fast.model, p.recipes.resnet18.model) == ("resnet9", "resnet18")
-    assert p.recipes.fast.epochs <= 15 and p.recipes.fast.tta_flip and p.recipes.fast.label_smoothing > 0
-    assert p.recipes.fast.batch_size >= 512 and p.recipes.fast.schedule == "onecycle"
+    assert (p.recipes["fast"].model, p.recipes["resnet18"].model) == ("resnet9", "resnet18")
+    assert p.recipes["fast"].epochs <= 15 and p.recipes["fast"].tta_flip and p.recipes["fast"].label_smoothing > 0
+    assert p.recipes["fast"].batch_size >= 512 and p.recipes["fast"].schedule == "onecycle"
 
 
 @pytest.mark.parametrize("name", ["fast", "resnet18"])
@@ -39,7 +39,7 @@ def test_train_config_is_the_run_time_keys_plus_the_selected_recipe(raw, name):
     raw["train"]["recipe"] = name
     p = params.parse(raw)
     resolved = params.train_config(p)
-    recipe = getattr(p.recipes, name)
+    recipe = p.recipes[name]
     assert resolved.recipe == name and resolved.device == p.train.device and resolved.seed == p.train.seed
     assert all(getattr(resolved, f.name) == getattr(recipe, f.name) for f in dataclasses.fields(recipe))
     stored = params.as_dict(resolved)  # model.json's train_params round-trips
@@ -51,11 +51,21 @@ def test_unknown_recipe_is_rejected(raw):
     assert _error(raw) == "params.yaml: train.recipe must be one of fast, resnet18, got 'x'"
 
 
-def test_recipes_take_no_extra_entries_and_need_both(raw):
-    raw["recipes"]["mine"] = copy.deepcopy(raw["recipes"]["fast"])
-    assert _error(raw) == "params.yaml: unknown key recipes.mine"
-    del raw["recipes"]["mine"], raw["recipes"]["resnet18"]
-    assert _error(raw) == "params.yaml: missing key recipes.resnet18"
+def test_a_new_recipe_is_a_params_edit_only(raw):
+    raw["recipes"]["mine"] = {**copy.deepcopy(raw["recipes"]["fast"]), "epochs": 3}
+    raw["train"]["recipe"] = "mine"
+    del raw["recipes"]["resnet18"]  # recipes not selected may come and go
+    resolved = params.train_config(params.parse(raw))
+    assert (resolved.recipe, resolved.epochs, resolved.model) == ("mine", 3, raw["recipes"]["fast"]["model"])
+
+
+def test_recipes_are_checked_by_name_and_must_not_be_empty(raw):
+    raw["recipes"]["mine"] = {**copy.deepcopy(raw["recipes"]["fast"]), "lr": -1}
+    assert _error(raw) == "params.yaml: recipes.mine.lr must be > 0, got -1"
+    raw["recipes"]["my.recipe"] = raw["recipes"].pop("mine")
+    assert _error(raw).startswith("params.yaml: recipes.my.recipe must match ^[A-Za-z0-9_-]+$")
+    raw["recipes"] = {}
+    assert _error(raw) == "params.yaml: recipes must not be empty"
 
 
 @pytest.mark.parametrize(
