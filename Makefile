@@ -3,7 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | sha256sum | cut -c1-12)
+LOCK := env/requirements.lock
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) 2>/dev/null | sha256sum | cut -c1-12)
 
 .DEFAULT_GOAL := help
 .PHONY: help install run-local smoke test lint format ui bench clean
@@ -11,12 +12,17 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | sha256sum |
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Exactly the lock (versions and sha256 hashes of every package, dev tools too),
+# then the project itself without resolving anything.
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[dev]'
+	@$(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || echo "make install: warning:" \
+	    "$(LOCK) is resolved for CPython 3.11 (as in the images) and $(PY) is $$($(PY) -V)"
+	$(PY) -m pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-*; touch $@
 
-install: $(STAMP) ## create .venv with pinned dependencies (once)
+install: $(STAMP) ## create .venv from the dependency lock env/requirements.lock (once)
 
 # ---- pipeline, without containers -------------------------------------------
 run-local: $(STAMP) ## run the pipeline (dvc repro) directly on this machine
@@ -58,10 +64,11 @@ clean: ## remove scratch state (smoke sandboxes, checkpoints); keeps data, model
 # ---- containers: the dvc-runner and one sibling container per stage ---------
 # Image tags are content hashes of what goes into them, so a changed recipe
 # builds a new image and an unchanged one is reused. Code is mounted, not baked.
-BASE_IMAGE ?= pytorch/pytorch:2.9.0-cuda12.8-cudnn9-runtime
+# The default base gives the NVIDIA driver hookup; torch and its CUDA libraries come from the lock.
+BASE_IMAGE ?= nvidia/cuda:13.0.1-runtime-ubuntu22.04
 image_hash = $(shell cat $(1) | cat - <(echo "$(BASE_IMAGE)") | sha256sum | cut -c1-12)
-STAGE_IMAGE := cifar100-stage:$(call image_hash,stages/Dockerfile stages/requirements.txt)
-RUNNER_IMAGE := cifar100-runner:$(call image_hash,Dockerfile.dvc-runner scripts/runner-requirements.txt)
+STAGE_IMAGE := cifar100-stage:$(call image_hash,stages/Dockerfile $(LOCK))
+RUNNER_IMAGE := cifar100-runner:$(shell cat Dockerfile.dvc-runner <(echo "$(STAGE_IMAGE)") | sha256sum | cut -c1-12)
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 DOCKER_SOCK ?= /var/run/docker.sock
 export STAGE_IMAGE RUNNER_IMAGE
@@ -77,7 +84,7 @@ build: ## build the stage and dvc-runner images if missing (BASE_IMAGE=... to ch
 	@docker image inspect $(STAGE_IMAGE) >/dev/null 2>&1 || docker build --network host \
 	    -f stages/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(STAGE_IMAGE) .
 	@docker image inspect $(RUNNER_IMAGE) >/dev/null 2>&1 || docker build --network host \
-	    -f Dockerfile.dvc-runner --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(RUNNER_IMAGE) .
+	    -f Dockerfile.dvc-runner --build-arg STAGE_IMAGE=$(STAGE_IMAGE) -t $(RUNNER_IMAGE) .
 
 run: build ## run the pipeline: dvc repro in the dvc-runner, each stage in its own container
 	$(RUNNER) $(SUPERVISED) dvc repro
@@ -96,6 +103,9 @@ down: ## stop the MLflow UI container
 
 print-stage-image:
 	@echo $(STAGE_IMAGE)
+
+print-runner-image:
+	@echo $(RUNNER_IMAGE)
 
 # ---- remotes and sync --------------------------------------------------------
 # Settings and credentials come from the environment or .env (see .env.example:
@@ -179,3 +189,14 @@ MODEL ?= cifar100-classifier
 reproduce: $(STAMP) ## rebuild a registered version and compare weights: make reproduce VERSION=3 (or ALIAS=champion)
 	@test -n "$(VERSION)$(ALIAS)" || { echo "reproduce: error: say which version: VERSION=n or ALIAS=champion" >&2; exit 2; }
 	$(PY) -m scripts.reproduce --model "$(MODEL)" $(if $(ALIAS),--alias "$(ALIAS)",--version "$(VERSION)")
+
+# ---- one pinned environment (env/requirements.lock) -------------------------
+# The whole dependency set, dev tools included, resolved once from pyproject.toml
+# with every version and sha256 pinned. `make install`, the stage image (and the
+# runner built on it) and the offline base image all install exactly this file;
+# it is a dvc.yaml dep of every stage. Resolved on Linux x86_64 with CPython 3.11.
+.PHONY: lock
+lock: ## re-resolve env/requirements.lock from pyproject.toml (versions and hashes); then make install, make build
+	@test -x $(VENV)/bin/pip-compile || { echo "make lock: $(VENV)/bin/pip-compile missing: make install first"; exit 1; }
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --extra dev --generate-hashes --allow-unsafe --strip-extras \
+	    --no-emit-index-url --no-emit-find-links --output-file $(LOCK) pyproject.toml

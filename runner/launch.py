@@ -45,13 +45,16 @@ SHM_SIZE = "2g"  # PyTorch shares tensors through /dev/shm; Docker's default 64 
 GPU_MODES = ("auto", "all", "none")
 
 
-def stage_env(environ: Mapping[str, str], image_id: str) -> dict[str, str]:
+def stage_env(environ: Mapping[str, str], image_id: str, image_digest: str = "none") -> dict[str, str]:
     """The allow-listed environment for a stage container."""
     env = {k: v for k, v in environ.items() if k in PASS_EXACT}
     env.update(
         {
-            "PIPELINE_EXECUTOR": "local",  # inside, the stage runs in-process
+            "PIPELINE_EXECUTOR": "local",  # inside, `python -m stages` runs the stage in-process
+            # ...but it was this launcher that ran it: what tracking records as the executor.
+            "PIPELINE_STAGE_EXECUTOR": "docker",
             "PIPELINE_IMAGE_ID": image_id,
+            "PIPELINE_IMAGE_DIGEST": image_digest,
             "HOME": STAGE_HOME,
             "MPLCONFIGDIR": f"{STAGE_HOME}/matplotlib",
             "PYTHONUNBUFFERED": "1",
@@ -98,6 +101,7 @@ def container_spec(
     uid: int,
     gid: int,
     devices: list,
+    image_digest: str = "none",
 ) -> dict[str, Any]:
     """Keyword arguments for docker's containers.create()."""
     stage = argv[0]
@@ -112,7 +116,7 @@ def container_spec(
         "working_dir": str(workdir),
         "volumes": mounts,
         "user": f"{uid}:{gid}",
-        "environment": stage_env(environ, image_id),
+        "environment": stage_env(environ, image_id, image_digest),
         "network_mode": "host",
         "shm_size": SHM_SIZE,
         "init": True,  # docker's tini as PID 1 passes SIGTERM on to the stage
@@ -150,6 +154,13 @@ def _image(client, name: str):
         raise PipelineError(
             f"image {name} not found: build it with `make build` (project images are never pulled)"
         ) from None
+
+
+def image_digest(attrs: Mapping[str, Any]) -> str:
+    """The registry digest (repo@sha256:...) of a pulled or pushed image; "none" for one built
+    here and never pushed, whose identity is its ID (the sha256 of its config)."""
+    digests = attrs.get("RepoDigests") or []
+    return digests[0] if digests else "none"
 
 
 def _git_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -190,7 +201,7 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
         print(f"launch: {notice}", file=sys.stderr)
     env = {**environ, **_git_env(environ)}
     uid, gid = int(environ.get("PIPELINE_UID") or os.getuid()), int(environ.get("PIPELINE_GID") or os.getgid())
-    spec = container_spec(argv, Path.cwd(), image_name, image.id, env, uid, gid, devices)
+    spec = container_spec(argv, Path.cwd(), image_name, image.id, env, uid, gid, devices, image_digest(image.attrs))
     signal.signal(signal.SIGTERM, _terminate)
     container = client.containers.create(**{k: v for k, v in spec.items() if k != "detach"})
     print(

@@ -1,18 +1,17 @@
 #!/usr/bin/env bash
-# Build the stages' base image (Debian bookworm, Python 3.11, torch, torchvision
-# and the stages' light deps in /opt/venv) on hosts that reach a Debian mirror
+# Build the stages' base image (Debian bookworm, Python 3.11 and the project's
+# whole locked environment, env/requirements.lock, in /opt/venv) on hosts that reach a Debian mirror
 # and a Python package index but no container registry: debootstrap a minimal
 # Debian, pip-install into a venv inside a chroot, then `docker import` the tree.
 # Progress goes to stderr; the LAST line of stdout is the image name:
 #   BASE_IMAGE=$(scripts/build-offline-base-image.sh | tail -n 1)
-# Env: BASE_IMAGE_NAME (default cifar100-base:offline-<hash of this script>),
+# Env: BASE_IMAGE_NAME (default cifar100-base:offline-<hash of this script and the lock>),
 #      DEBIAN_MIRROR (default: the mirror this host's apt uses). Needs root.
 set -euo pipefail
 
-TORCH_PACKAGES="torch==2.14.1 torchvision==0.29.1"
-# The stages' light runtime deps; pins match stages/requirements.txt, so the
-# stage image's `pip install -r stages/requirements.txt` finds them satisfied.
-RUNTIME_PACKAGES="numpy==2.4.6 tqdm==4.70.1 ruamel.yaml==0.19.1 mlflow==3.17.2 matplotlib==3.11.2"
+# The one dependency lock (versions and sha256 hashes) that `make install` and the
+# stage image install too; with it here, the stage image's install finds all satisfied.
+LOCK=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/env/requirements.lock
 # git: the dvc-runner image is built FROM this base too, and DVC wants git.
 DEBS=python3,python3-venv,python3-pip,ca-certificates,git
 SUITE=bookworm
@@ -27,7 +26,8 @@ host_mirror() {  # first plain Debian archive URI in this host's apt sources
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-$(host_mirror)}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Content-addressed: an edited recipe gets a new name, an unchanged one is reused.
-NAME=${BASE_IMAGE_NAME:-cifar100-base:offline-$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)}
+[ -f "$LOCK" ] || { echo "build-offline-base-image: error: $LOCK not found (make lock)" >&2; exit 1; }
+NAME=${BASE_IMAGE_NAME:-cifar100-base:offline-$(cat "${BASH_SOURCE[0]}" "$LOCK" | sha256sum | cut -c1-12)}
 
 timeout 20 docker info >/dev/null 2>&1 || { log "error: no Docker daemon answers (.ci/start-docker.sh)"; exit 1; }
 if docker image inspect "$NAME" >/dev/null 2>&1; then log "$NAME exists; not rebuilding"; echo "$NAME"; exit 0; fi
@@ -97,12 +97,14 @@ mount -t proc proc "$ROOT/proc"; MOUNTS+=("$ROOT/proc")
 mount --bind /dev "$ROOT/dev"; MOUNTS+=("$ROOT/dev")  # not --rbind: no /dev/pts or /dev/shm needed
 log "mounted read-only: ${kept[*]}"
 
-log "pip install into /opt/venv: $TORCH_PACKAGES $RUNTIME_PACKAGES"
+log "pip install into /opt/venv: $LOCK ($(grep -c '^[a-z0-9]' "$LOCK") packages)"
 chroot "$ROOT" /usr/bin/python3 -m venv /opt/venv
-# One resolver run for all of them, so numpy & co. agree with torch. PIP_* env passes through.
-# shellcheck disable=SC2086
-chroot "$ROOT" /opt/venv/bin/pip install --no-cache-dir --progress-bar off \
-    $TORCH_PACKAGES $RUNTIME_PACKAGES >&2
+# Exactly the lock: --require-hashes refuses a file whose sha256 it does not list,
+# --no-deps lets nothing else in. PIP_* env passes through.
+cp "$LOCK" "$ROOT/tmp/requirements.lock"
+chroot "$ROOT" /opt/venv/bin/pip install --no-cache-dir --progress-bar off --require-hashes --no-deps \
+    -r /tmp/requirements.lock >&2
+chroot "$ROOT" /opt/venv/bin/pip check >&2
 chroot "$ROOT" env HOME=/tmp /opt/venv/bin/python -c \
     "import torch, torchvision, mlflow, numpy, matplotlib; print('torch', torch.__version__)" >&2
 

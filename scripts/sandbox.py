@@ -27,7 +27,8 @@ SOURCES = (
     "docker-compose.yml",
     "Dockerfile.dvc-runner",
     ".dockerignore",
-    "scripts/runner-requirements.txt",
+    "env/requirements.lock",
+    "scripts",  # `make run-local` checks the MLflow server with scripts/remote.py first
     "pyproject.toml",
 )
 SMOKE_OVERRIDES = {

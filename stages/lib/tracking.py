@@ -10,6 +10,7 @@ old stops the stage with one line naming the fix, before anything is logged.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -24,6 +25,7 @@ MODEL_TAG = "model_sha256"  # ties evaluate/register to the run that trained the
 # versions created from a run's artifact URI) works on 2.x and 3.x alike; MLflow 3's
 # logged-model endpoints, which 2.x servers answer with 404, are never used.
 MIN_SERVER = (2, 3)
+LOCK_FILE = Path("env/requirements.lock")  # the one dependency lock (`make lock`), relative to the project
 PROBE_ATTEMPTS = 3  # bounded: 1 try + 2 retries, 1 s then 2 s apart
 _server_versions: dict[str, str | None] = {}  # uri -> version, probed once per process
 
@@ -148,11 +150,24 @@ def data_hashes(paths: list[str], lock: str | Path = "dvc.lock") -> dict[str, st
     return {f"data.{p}": found.get(p, "unknown") for p in paths}
 
 
+def lock_sha256(path: str | Path = LOCK_FILE) -> str:
+    """sha256 of the dependency lock the environment was installed from; "missing" without one."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return "missing"
+
+
 def provenance(data_paths: list[str]) -> dict[str, str]:
+    """Tags naming what produced a run. The executor is the one that started the stage:
+    runner/launch.py sets PIPELINE_STAGE_EXECUTOR=docker and the image's ID and digest in
+    the container (where PIPELINE_EXECUTOR is `local`, since the stage runs in-process there)."""
     tags = git_state()
     tags.update(data_hashes(data_paths))
-    tags["executor"] = os.environ.get("PIPELINE_EXECUTOR", "local")
+    tags["executor"] = os.environ.get("PIPELINE_STAGE_EXECUTOR") or "local"
     tags["image.id"] = os.environ.get("PIPELINE_IMAGE_ID", "none")
+    tags["image.digest"] = os.environ.get("PIPELINE_IMAGE_DIGEST", "none")
+    tags["env.lock_sha256"] = lock_sha256()
     return tags
 
 

@@ -1,17 +1,20 @@
 """`make run` through the dvc-runner and sibling stage containers, on a real Docker engine."""
 
+import hashlib
 import json
 import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from scripts.sandbox import merge
-from tests.e2e.conftest import E2E, dvc, ran, sandbox
+from stages.lib import tracking
+from tests.e2e.conftest import E2E, ran, sandbox
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 UID = GID = 4321  # not the test's own uid: outputs must belong to whoever invokes `make run`
@@ -76,11 +79,51 @@ def test_outputs_belong_to_the_invoking_user_and_a_champion_exists(docker_run):
     assert "champion" in json.loads((root / "reports" / "registry.json").read_text())["aliases"]
 
 
-def test_lock_equals_the_local_executors(docker_run, tmp_path):
+def _train_tags(project: Path) -> dict[str, str]:
+    """Tags of the run that trained the project's models/, read back from its MLflow store."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking.local_store(project)[0])
+    sha = hashlib.sha256((project / "models" / "model.pt").read_bytes()).hexdigest()
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], f"tags.{tracking.MODEL_TAG} = '{sha}'"
+    )
+    trained = [r.data.tags for r in runs if r.data.tags.get("mlflow.runName", "").startswith("train-")]
+    assert len(trained) == 1, f"{len(trained)} train runs in {project}/mlflow.db carry the weights' sha256"
+    return trained[0]
+
+
+def test_make_run_and_make_run_local_give_identical_results(docker_run, tmp_path):
+    """The same tiny CPU run under Docker and directly gives the same bytes: one locked environment."""
     root, _ = docker_run
     local = sandbox(tmp_path, E2E)
-    dvc(local, "repro")
+    venv = Path(sys.prefix)  # this venv, installed from the same lock
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(local), "run-local", f"VENV={venv}", "STAMP="],
+        env={k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MAKE", "PIPELINE_"))},
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    model, metrics = Path("models/model.pt"), Path("reports/metrics.json")
+    assert (local / model).read_bytes() == (root / model).read_bytes()
+    assert json.loads((local / metrics).read_text()) == json.loads((root / metrics).read_text())
     assert (local / "dvc.lock").read_text() == (root / "dvc.lock").read_text()
+    assert _train_tags(local)["executor"] == "local" and _train_tags(local)["image.id"] == "none"
+
+
+def test_mlflow_tags_name_docker_the_image_and_the_lock(docker_run, base_image):
+    root, _ = docker_run
+    image = make(root, base_image, "-s", "print-stage-image").stdout.strip()
+    image_id = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Id}}", image], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    tags = _train_tags(root)
+    assert tags["executor"] == "docker"
+    assert tags["image.id"] == image_id and tags["image.digest"] == "none"  # built here, never pushed
+    lock_sha = hashlib.sha256((root / "env" / "requirements.lock").read_bytes()).hexdigest()
+    assert tags["env.lock_sha256"] == lock_sha
 
 
 def test_noop_rerun_starts_no_container(docker_run, base_image):

@@ -57,8 +57,15 @@ def test_environment_is_allow_listed():
     assert env["MLFLOW_TRACKING_PASSWORD"] == "s3cret"  # as API payload, never argv
     assert "AWS_SECRET_ACCESS_KEY" not in env and "PATH" not in env
     assert env["PIPELINE_EXECUTOR"] == "local" and env["PIPELINE_IMAGE_ID"] == "sha256:ab"
+    assert env["PIPELINE_STAGE_EXECUTOR"] == "docker" and env["PIPELINE_IMAGE_DIGEST"] == "none"
+    assert _spec(image_digest="stage@sha256:cd")["environment"]["PIPELINE_IMAGE_DIGEST"] == "stage@sha256:cd"
     assert env["PIPELINE_GIT_COMMIT"] == "abc" and env["HOME"] == launch.STAGE_HOME
     assert "s3cret" not in " ".join(_spec()["command"])
+
+
+def test_image_digest_is_the_registry_digest_or_none():
+    assert launch.image_digest({"RepoDigests": ["r/stage@sha256:cd", "s@sha256:cd"]}) == "r/stage@sha256:cd"
+    assert launch.image_digest({"RepoDigests": []}) == launch.image_digest({}) == "none"
 
 
 NVIDIA = {"Runtimes": {"runc": {}, "nvidia": {}}}

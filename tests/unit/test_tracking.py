@@ -1,7 +1,5 @@
 import subprocess
 
-import pytest
-
 from stages.lib import tracking
 
 
@@ -55,15 +53,26 @@ def test_git_state_without_git_installed(tmp_path, monkeypatch):
     assert tracking.git_state() == {"git.commit": "unknown", "git.dirty": "unknown"}
 
 
-@pytest.mark.parametrize("executor, image", [(None, "none"), ("docker", "sha256:abc")])
-def test_provenance_names_executor_and_image(tmp_path, monkeypatch, executor, image):
+def test_provenance_of_an_in_process_stage(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    if executor:
-        monkeypatch.setenv("PIPELINE_EXECUTOR", executor)
-        monkeypatch.setenv("PIPELINE_IMAGE_ID", image)
-    else:
-        monkeypatch.delenv("PIPELINE_EXECUTOR", raising=False)
-        monkeypatch.delenv("PIPELINE_IMAGE_ID", raising=False)
+    for name in ("PIPELINE_STAGE_EXECUTOR", "PIPELINE_IMAGE_ID", "PIPELINE_IMAGE_DIGEST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PIPELINE_EXECUTOR", "local")
     tags = tracking.provenance(["data/raw"])
-    assert tags["executor"] == (executor or "local") and tags["image.id"] == image
-    assert tags["data.data/raw"] == "unknown" and "git.commit" in tags
+    assert (tags["executor"], tags["image.id"], tags["image.digest"]) == ("local", "none", "none")
+    assert tags["env.lock_sha256"] == "missing" and tags["data.data/raw"] == "unknown" and "git.commit" in tags
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "requirements.lock").write_bytes(b"abc")
+    sha_of_abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert tracking.provenance([])["env.lock_sha256"] == sha_of_abc
+
+
+def test_provenance_of_a_stage_the_launcher_ran(tmp_path, monkeypatch):
+    """Exactly the environment runner/launch.py gives a stage container (PIPELINE_EXECUTOR=local there)."""
+    from runner import launch
+
+    monkeypatch.chdir(tmp_path)
+    for name, value in launch.stage_env({}, "sha256:ab", "stage@sha256:cd").items():
+        monkeypatch.setenv(name, value)
+    tags = tracking.provenance([])
+    assert (tags["executor"], tags["image.id"], tags["image.digest"]) == ("docker", "sha256:ab", "stage@sha256:cd")
