@@ -125,3 +125,20 @@ def test_second_run_is_refused_and_a_killed_runner_blocks_nothing(tmp_path, base
     assert status.returncode == 0 and "is busy" not in status.stdout + status.stderr, status.stderr
     after = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
     assert not {n for n in after - before if n.startswith("cifar100-secrets")}  # the secret file is gone
+
+
+@pytest.mark.parametrize("smoke", [False, True], ids=["run", "smoke"])
+def test_the_runner_gets_secrets_as_a_file_and_smoke_gets_none(tmp_path, base_image, smoke):
+    root = _own(sandbox(tmp_path))
+    probe = (
+        "probe: build ; $(RUNNER) sh -c 'sed \"s/=.*//; s/^/secret: /\" /run/secrets/pipeline; env | grep -c robust'"
+    )
+    cmd = ["make", "--no-print-directory", "-s", "-C", str(root), "--eval", probe, "probe"]
+    cmd += [f"BASE_IMAGE={base_image}", f"HOST_UID={UID}", f"HOST_GID={GID}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_", "MAKE"))}
+    env.update(SECRETS, **({"PIPELINE_NO_SECRETS": "1"} if smoke else {}))
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    names = sorted(line.split(": ")[1] for line in done.stdout.splitlines() if line.startswith("secret: "))
+    assert names == ([] if smoke else sorted(SECRETS)), done.stdout + done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "0"  # no secret in the runner's environment
+    assert not any(value in done.stdout + done.stderr for value in SECRETS.values())
