@@ -58,3 +58,21 @@ def test_running_check_knows_a_live_container_from_a_gone_one(client, base_image
         assert running(ct.id) and not running(GONE)  # created counts: it is about to run
     finally:
         ct.remove(force=True)
+
+
+def test_guarded_dvc_runs_marked_after_clearing(tmp_path, client, monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    stale = {"pid": 7, "cmd": f"dvc ({guard.MARK} {GONE}) repro"}
+    (tmp_path / ".dvc" / "tmp").mkdir(exist_ok=True)
+    (tmp_path / ".dvc" / "tmp" / "rwlock").write_text(json.dumps({"read": {str(tmp_path / "x"): [stale]}}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(guard, "container_id", lambda: "e" * 64)  # as if in a runner container
+    monkeypatch.setattr(sys, "argv", list(sys.argv))  # run_dvc marks argv[0]; restore it after
+    monkeypatch.setenv("PIPELINE_RUNNER_ID", "")
+    assert guard.main(["dvc", "status"]) == 0
+    assert sys.argv[0] == f"dvc ({guard.MARK} {'e' * 12})" and os.environ["PIPELINE_RUNNER_ID"] == "e" * 64
+    assert json.loads((tmp_path / ".dvc" / "tmp" / "rwlock").read_text()) == {}
+    assert guard.holder(tmp_path / guard.LOCK)["command"] == "dvc status"
