@@ -32,7 +32,7 @@ EXECUTOR ?= local
 smoke: $(STAMP) ## whole pipeline on small synthetic data, away from real outputs (EXECUTOR=docker: in containers)
 ifeq ($(EXECUTOR),docker)
 	$(MAKE) --no-print-directory build
-	$(RUNNER) $(SUPERVISED) python scripts/smoke.py
+	PIPELINE_NO_SECRETS=1 $(RUNNER) python scripts/smoke.py
 else
 	PIPELINE_EXECUTOR=local $(PY) scripts/smoke.py
 endif
@@ -76,8 +76,9 @@ export PROJECT_DIR := $(CURDIR)
 export HOST_UID := $(shell id -u)
 export HOST_GID := $(shell id -g)
 export DOCKER_GID := $(shell stat -c %g $(DOCKER_SOCK) 2>/dev/null || echo 0)
-RUNNER := $(COMPOSE) run --rm dvc-runner
-SUPERVISED := python -m runner.supervise  # PID 1 that relays Ctrl-C to dvc and the launcher
+# runner/compose-run.sh: a fresh dvc-runner per command; HUP/INT/TERM stop it and its stage cleanly.
+RUNNER := runner/compose-run.sh $(COMPOSE) --
+GUARDED := python -m runner.guard  # one run per project; clears locks that killed runners left
 .PHONY: build run stage shell up down
 
 build: ## build the stage and dvc-runner images if missing (BASE_IMAGE=... to choose the base)
@@ -87,13 +88,13 @@ build: ## build the stage and dvc-runner images if missing (BASE_IMAGE=... to ch
 	    -f Dockerfile.dvc-runner --build-arg STAGE_IMAGE=$(STAGE_IMAGE) -t $(RUNNER_IMAGE) .
 
 run: build ## run the pipeline: dvc repro in the dvc-runner, each stage in its own container
-	$(RUNNER) $(SUPERVISED) dvc repro
+	$(RUNNER) $(GUARDED) dvc repro
 
 stage: build ## run one stage and what it needs in containers: make stage STAGE=train
-	$(RUNNER) $(SUPERVISED) dvc repro $(STAGE)
+	$(RUNNER) $(GUARDED) dvc repro $(STAGE)
 
 shell: build ## a shell in the dvc-runner, at the project's path
-	$(RUNNER) bash
+	$(COMPOSE) run --rm dvc-runner bash
 
 up: build ## serve the MLflow UI over the project's store on http://127.0.0.1:5000 (container)
 	$(COMPOSE) up -d mlflow

@@ -4,14 +4,19 @@ Called by `python -m stages` inside the dvc-runner (or on a host with Docker).
 The container mounts the working dir at the same absolute path and works
 there, so dvc.yaml's relative paths, `dvc exp run --temp` copies and bind
 mounts all resolve alike on host and runner. It runs as the invoking uid:gid
-on the host network with only the environment the stage needs; credentials
-travel in the API request's environment, never on a command line or in logs.
-Output streams live; the exit code is the stage's; the container is removed,
-and stopped first on Ctrl-C or SIGTERM.
+on the host network with only the environment the stage needs. Credentials go
+only to the stages that talk to MLflow (train, evaluate, register), as one JSON
+line on the container's attached stdin (runner/tether.py), never in its
+configuration (`docker inspect`), on a command line or in logs. That stdin is
+also the stage's tether: when the launcher dies (its runner killed), the stream
+closes and the stage stops itself. Output streams live; the exit code is the
+stage's; the container is removed, and stopped first on Ctrl-C or SIGTERM; an
+interrupt or a kill says which stage it hit and that rerunning resumes.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -27,12 +32,6 @@ from stages.lib.cli import PipelineError
 # Variables a stage may see. Anything else in the runner's environment stays there.
 PASS_EXACT = frozenset(
     {
-        "MLFLOW_TRACKING_URI",
-        "MLFLOW_TRACKING_USERNAME",
-        "MLFLOW_TRACKING_PASSWORD",
-        "MLFLOW_TRACKING_TOKEN",
-        "MLFLOW_TRACKING_INSECURE_TLS",
-        "MLFLOW_EXPERIMENT_NAME",
         "CUDA_VISIBLE_DEVICES",
         "NVIDIA_VISIBLE_DEVICES",
         "TZ",
@@ -43,11 +42,36 @@ PASS_EXACT = frozenset(
 STAGE_HOME = "/tmp/stage-home"  # the invoking uid may have no home in the image
 SHM_SIZE = "2g"  # PyTorch shares tensors through /dev/shm; Docker's default 64 MB is too small
 GPU_MODES = ("auto", "all", "none")
+# Only these stages talk to MLflow; they alone get its settings, and secrets over stdin.
+MLFLOW_STAGES = frozenset({"train", "evaluate", "register"})
+MLFLOW_SETTINGS = frozenset({"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_EXPERIMENT_NAME"})
+SECRETS = frozenset(
+    {
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+        "MLFLOW_TRACKING_TOKEN",
+        # An MLflow server whose artifact store is S3 without proxying hands the client S3 URIs.
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_DEFAULT_REGION",
+        "MLFLOW_S3_ENDPOINT_URL",
+    }
+)
 
 
-def stage_env(environ: Mapping[str, str], image_id: str, image_digest: str = "none") -> dict[str, str]:
-    """The allow-listed environment for a stage container."""
-    env = {k: v for k, v in environ.items() if k in PASS_EXACT}
+def stage_secrets(stage: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The secrets `stage` uses, sent over its stdin: none unless it talks to MLflow."""
+    if stage not in MLFLOW_STAGES:
+        return {}
+    return {k: v for k, v in environ.items() if k in SECRETS and v}
+
+
+def stage_env(environ: Mapping[str, str], image_id: str, image_digest: str = "none", stage: str = "") -> dict[str, str]:
+    """The allow-listed environment for a stage container (no secrets: those go over stdin)."""
+    allowed = PASS_EXACT | (MLFLOW_SETTINGS if stage in MLFLOW_STAGES else frozenset())
+    env = {k: v for k, v in environ.items() if k in allowed}
     env.update(
         {
             "PIPELINE_EXECUTOR": "local",  # inside, `python -m stages` runs the stage in-process
@@ -58,6 +82,7 @@ def stage_env(environ: Mapping[str, str], image_id: str, image_digest: str = "no
             "HOME": STAGE_HOME,
             "MPLCONFIGDIR": f"{STAGE_HOME}/matplotlib",
             "PYTHONUNBUFFERED": "1",
+            "PIPELINE_TETHER": "1",  # read secrets from stdin, stop when it closes (runner/tether.py)
         }
     )
     return env
@@ -112,11 +137,16 @@ def container_spec(
         "image": image,
         "command": ["python", "-m", "stages", *argv],
         "name": f"cifar100-{stage}-{uuid.uuid4().hex[:8]}",
-        "labels": {"cifar100.stage": stage, "cifar100.workdir": str(workdir)},
+        "labels": {
+            "cifar100.stage": stage,
+            "cifar100.workdir": str(workdir),
+            "cifar100.runner": environ.get("PIPELINE_RUNNER_ID", ""),  # orphans are found by it
+        },
         "working_dir": str(workdir),
         "volumes": mounts,
         "user": f"{uid}:{gid}",
-        "environment": stage_env(environ, image_id, image_digest),
+        "environment": stage_env(environ, image_id, image_digest, stage),
+        "stdin_open": True,  # attached once by the launcher: secrets in, then the tether
         "network_mode": "host",
         "shm_size": SHM_SIZE,
         "init": True,  # docker's tini as PID 1 passes SIGTERM on to the stage
@@ -190,6 +220,55 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt  # unwinds into run()'s finally, which stops the container
 
 
+def tether(container, secrets: Mapping[str, str]):
+    """Attach to the created container's stdin and send its secrets line; keep the socket
+    open while it runs (closing it, or dying, ends the stage: runner/tether.py)."""
+    sock = container.attach_socket(params={"stdin": 1, "stream": 1})
+    raw = getattr(sock, "_sock", sock)
+    container.start()
+    raw.sendall(json.dumps(dict(secrets)).encode() + b"\n")
+    return sock
+
+
+RESUME = "rerun `make run` to resume: finished stages are not run again"
+
+
+def resume_hint(stage: str) -> str:
+    return RESUME + (", and train continues from its last epoch checkpoint" if stage == "train" else "")
+
+
+def verdict(stage: str, code: int, oom_killed: bool) -> str | None:
+    """One line for a stage that was killed, or None for an ordinary exit code."""
+    if oom_killed:
+        return f"stage {stage} was killed by the out-of-memory killer (exit {code}); {resume_hint(stage)}"
+    if code == 137:
+        return f"stage {stage} was killed (exit 137: `docker kill`, or out of memory); {resume_hint(stage)}"
+    if code in (130, 143):
+        return f"stage {stage} was interrupted (exit {code}); {resume_hint(stage)}"
+    return None
+
+
+def _finish(container, stage: str, code: int) -> int:
+    container.reload()
+    line = verdict(stage, code, bool(container.attrs.get("State", {}).get("OOMKilled")))
+    if line:
+        print(f"launch: {line}", file=sys.stderr)
+    return code
+
+
+def _runner_id(environ: Mapping[str, str]) -> str:
+    """The dvc-runner container this launcher runs in ('' on a host): stage containers carry it."""
+    from runner import guard
+
+    return environ.get("PIPELINE_RUNNER_ID") or guard.container_id() or ""
+
+
+def _note_stage(stage: str, container) -> None:
+    from runner import guard
+
+    guard.note_stage(stage, container.short_id)
+
+
 def run(argv: list[str], environ: Mapping[str, str]) -> int:
     image_name = environ.get("PIPELINE_IMAGE")
     if not image_name:
@@ -199,7 +278,7 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
     devices, notice = gpu_request(environ.get("PIPELINE_GPUS") or "auto", client.info())
     if notice and argv[0] == "train":
         print(f"launch: {notice}", file=sys.stderr)
-    env = {**environ, **_git_env(environ)}
+    env = {**environ, **_git_env(environ), "PIPELINE_RUNNER_ID": _runner_id(environ)}
     uid, gid = int(environ.get("PIPELINE_UID") or os.getuid()), int(environ.get("PIPELINE_GID") or os.getgid())
     spec = container_spec(argv, Path.cwd(), image_name, image.id, env, uid, gid, devices, image_digest(image.attrs))
     signal.signal(signal.SIGTERM, _terminate)
@@ -208,14 +287,22 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
         f"launch: stage {argv[0]} in container {container.short_id} ({spec['name']}), image {image.short_id}",
         file=sys.stderr,
     )
+    _note_stage(argv[0], container)
+    sock = None
     try:
-        container.start()
-        return _stream(container)
+        sock = tether(container, stage_secrets(argv[0], environ))
+        return _finish(container, argv[0], _stream(container))
     except KeyboardInterrupt:
         print(f"launch: interrupted, stopping container {container.short_id}", file=sys.stderr)
         container.stop(timeout=5)
+        print(f"launch: stage {argv[0]} was interrupted; {resume_hint(argv[0])}", file=sys.stderr)
         return 130
     finally:
+        if sock is not None:
+            raw = getattr(sock, "_sock", None)
+            sock.close()
+            if raw is not None:
+                raw.close()
         container.remove(force=True)  # force: stops it first if it still runs
 
 

@@ -29,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
         from runner import launch
 
         return launch.main(argv)
+    if os.environ.get("PIPELINE_TETHER"):  # in a stage container: secrets from stdin, and die with the runner
+        from runner import tether
+
+        tether.attach()
     return importlib.import_module(f"stages.{argv[0]}").main(argv[1:])
 
 

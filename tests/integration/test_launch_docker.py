@@ -36,6 +36,7 @@ def test_stage_runs_in_a_sibling_container_and_returns_its_exit_code(project, im
     monkeypatch.setenv("PIPELINE_IMAGE", image)
     monkeypatch.setenv("PIPELINE_GPUS", "auto")
     shutil.copytree(ROOT / "stages", project / "stages")  # the container runs the mounted checkout's code
+    shutil.copytree(ROOT / "runner", project / "runner")  # its stdin tether (secrets, the runner's end)
     assert run_stage("ingest") == 0  # in-process, to make data
     assert launch.main(stage_argv("validate")) == 0
     out = capfd.readouterr()

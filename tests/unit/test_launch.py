@@ -52,15 +52,46 @@ def test_runs_the_same_stage_argv_as_the_invoking_user_on_host_network():
     assert spec["name"].startswith("cifar100-train-") and spec["labels"]["cifar100.stage"] == "train"
 
 
-def test_environment_is_allow_listed():
-    env = _spec()["environment"]
-    assert env["MLFLOW_TRACKING_PASSWORD"] == "s3cret"  # as API payload, never argv
-    assert "AWS_SECRET_ACCESS_KEY" not in env and "PATH" not in env
+def test_environment_is_allow_listed_and_holds_no_secret():
+    spec = _spec()
+    env = spec["environment"]
+    assert "MLFLOW_TRACKING_PASSWORD" not in env and "AWS_SECRET_ACCESS_KEY" not in env and "PATH" not in env
+    assert env["MLFLOW_TRACKING_URI"] == ENV["MLFLOW_TRACKING_URI"]  # train talks to MLflow
     assert env["PIPELINE_EXECUTOR"] == "local" and env["PIPELINE_IMAGE_ID"] == "sha256:ab"
     assert env["PIPELINE_STAGE_EXECUTOR"] == "docker" and env["PIPELINE_IMAGE_DIGEST"] == "none"
     assert _spec(image_digest="stage@sha256:cd")["environment"]["PIPELINE_IMAGE_DIGEST"] == "stage@sha256:cd"
     assert env["PIPELINE_GIT_COMMIT"] == "abc" and env["HOME"] == launch.STAGE_HOME
-    assert "s3cret" not in " ".join(_spec()["command"])
+    assert env["PIPELINE_TETHER"] == "1" and spec["stdin_open"]  # secrets come over stdin
+    assert "s3cret" not in repr(spec)
+
+
+@pytest.mark.parametrize("stage", ["ingest", "validate", "preprocess"])
+def test_stages_without_mlflow_get_neither_its_settings_nor_any_secret(stage):
+    assert launch.stage_secrets(stage, ENV) == {}
+    assert not any(k.startswith(("MLFLOW_", "AWS_")) for k in _spec(argv=[stage])["environment"])
+
+
+@pytest.mark.parametrize("stage", ["train", "evaluate", "register"])
+def test_mlflow_stages_get_its_secrets_only(stage):
+    assert launch.stage_secrets(stage, {**ENV, "MLFLOW_TRACKING_TOKEN": ""}) == {
+        "MLFLOW_TRACKING_PASSWORD": "s3cret",
+        "AWS_SECRET_ACCESS_KEY": "nope",  # an S3 artifact store without proxying needs them
+    }
+
+
+def test_stage_containers_carry_their_runner_for_orphan_cleanup():
+    labels = _spec(environ={**ENV, "PIPELINE_RUNNER_ID": "f" * 64})["labels"]
+    assert labels["cifar100.runner"] == "f" * 64 and labels["cifar100.workdir"] == "/home/u/proj"
+
+
+def test_kills_and_interrupts_name_the_stage_and_say_rerunning_resumes():
+    assert launch.verdict("train", 0, False) is None and launch.verdict("validate", 1, False) is None
+    killed = launch.verdict("train", 137, False)
+    assert killed.startswith("stage train was killed (exit 137: `docker kill`, or out of memory)")
+    assert "rerun `make run` to resume" in killed and "last epoch checkpoint" in killed
+    assert "out-of-memory killer" in launch.verdict("evaluate", 137, True)
+    assert "checkpoint" not in launch.verdict("evaluate", 137, True)
+    assert launch.verdict("ingest", 130, False).startswith("stage ingest was interrupted (exit 130)")
 
 
 def test_image_digest_is_the_registry_digest_or_none():
