@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from runner import gpu_lease, sweep_env
 from stages.lib.cli import PipelineError
 
 # Variables a stage may see. Anything else in the runner's environment stays there.
@@ -47,7 +48,7 @@ GPU_MODES = ("auto", "all", "none")
 
 def stage_env(environ: Mapping[str, str], image_id: str) -> dict[str, str]:
     """The allow-listed environment for a stage container."""
-    env = {k: v for k, v in environ.items() if k in PASS_EXACT}
+    env = {k: v for k, v in environ.items() if k in PASS_EXACT or k in sweep_env.PASS}
     env.update(
         {
             "PIPELINE_EXECUTOR": "local",  # inside, the stage runs in-process
@@ -104,6 +105,7 @@ def container_spec(
     mounts = {str(workdir): {"bind": str(workdir), "mode": "rw"}}
     for extra in filter(None, environ.get("PIPELINE_EXTRA_MOUNTS", "").split(os.pathsep)):
         mounts[extra] = {"bind": extra, "mode": "ro"}  # e.g. a local archive outside the project
+    mounts.update(sweep_env.rw_mounts(environ))
     return {
         "image": image,
         "command": ["python", "-m", "stages", *argv],
@@ -180,6 +182,12 @@ def _terminate(signum, frame):
 
 
 def run(argv: list[str], environ: Mapping[str, str]) -> int:
+    """Run the stage's container, holding its GPU lease (runner/gpu_lease.py) while it lives."""
+    with gpu_lease.container_lease(argv[0], environ) as leased_env:
+        return _run_container(argv, leased_env)
+
+
+def _run_container(argv: list[str], environ: Mapping[str, str]) -> int:
     image_name = environ.get("PIPELINE_IMAGE")
     if not image_name:
         raise PipelineError("PIPELINE_IMAGE is not set: run through `make run`, or set it to a built stage image")
