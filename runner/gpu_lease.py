@@ -20,8 +20,6 @@ CPU-only host, where leasing does nothing.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import os
 import re
 import shutil
@@ -31,16 +29,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+from stages.lib import locks
 from stages.lib.cli import PipelineError
+from stages.lib.locks import lock_dir
 
 GPU_STAGES = frozenset({"train", "evaluate"})  # the stages that compute on a GPU when one is visible
-DEFAULT_LOCK_DIR = "/tmp/cifar100-locks"
 DEFAULT_TIMEOUT_S = 24 * 3600.0  # a sweep's worth of waiting; the loop is bounded all the same
 POLL_S = 2.0
-
-
-def lock_dir(environ: Mapping[str, str]) -> Path:
-    return Path(environ.get("PIPELINE_LOCK_DIR") or DEFAULT_LOCK_DIR)
 
 
 def _ids(text: str, name: str) -> list[str]:
@@ -91,33 +86,11 @@ def wanted(environ: Mapping[str, str], available: list[str]) -> tuple[int, list[
     return len(exact), exact
 
 
-def _try_lock(path: Path, holder: str) -> int | None:
-    """An open fd holding an exclusive flock on `path`, or None when another process holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        if exc.errno in (errno.EAGAIN, errno.EACCES):
-            return None
-        raise
-    os.ftruncate(fd, 0)
-    os.write(fd, holder.encode())  # who holds it, for the waiting message
-    return fd
-
-
-def _holder(path: Path) -> str:
-    try:
-        return path.read_text().strip() or "?"
-    except OSError:
-        return "?"
-
-
 def try_acquire(directory: Path, candidates: list[str], count: int, holder: str) -> dict[str, int] | None:
     """Lock `count` of `candidates` (first free first): {id: fd}, or None with nothing held."""
     held: dict[str, int] = {}
     for gpu in candidates:
-        fd = _try_lock(directory / f"gpu-{gpu}.lock", holder)
+        fd = locks.try_lock(directory / f"gpu-{gpu}.lock", holder)
         if fd is not None:
             held[gpu] = fd
             if len(held) == count:
@@ -129,12 +102,6 @@ def try_acquire(directory: Path, candidates: list[str], count: int, holder: str)
 def release(held: Mapping[str, int]) -> None:
     for fd in held.values():
         os.close(fd)  # closing the last fd drops the flock
-
-
-def _prepare(directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        os.chmod(directory, 0o1777)  # shared by every uid on the host, like /tmp
 
 
 @contextlib.contextmanager
@@ -151,14 +118,14 @@ def lease(
         yield None
         return
     directory = lock_dir(environ)
-    _prepare(directory)
+    locks.prepare(directory)
     candidates = exact or available
     timeout = float(environ.get("PIPELINE_GPU_LEASE_TIMEOUT_S") or DEFAULT_TIMEOUT_S)
     deadline, told = time.monotonic() + timeout, False
     held = try_acquire(directory, candidates, count, holder)
     while held is None:
         if not told:
-            holders = "; ".join(f"GPU {g}: {_holder(directory / f'gpu-{g}.lock')}" for g in candidates)
+            holders = "; ".join(f"GPU {g}: {locks.holder(directory / f'gpu-{g}.lock')}" for g in candidates)
             say(f"gpu-lease: waiting for {count} free GPU(s) of {','.join(candidates)} ({holders})")
             told = True
         if time.monotonic() > deadline:

@@ -15,11 +15,12 @@ from stages.lib import cli, fsio, params
 
 
 def _tags(sha: str, card: dict, metrics: dict) -> dict[str, str]:
-    from stages.lib import tracking
+    from stages.lib import sweepmode, tracking
 
     tags = {tracking.MODEL_TAG: sha, **tracking.provenance(["data/raw", "data/processed"])}
     tags.update({f"param.train.{k}": str(v) for k, v in params.flatten(card["train_params"]).items()})
     tags.update({f"metric.test_{k}": str(v) for k, v in metrics["test"].items()})
+    tags.update(sweepmode.version_tags())
     return tags
 
 
@@ -47,7 +48,7 @@ def _new_version(client, cfg: params.Params, model_dir: Path, sha: str, tags: di
 def register(cfg: params.Params, model_dir: Path, metrics_path: Path, out: Path) -> dict:
     from mlflow import MlflowClient
 
-    from stages.lib import registry, tracking
+    from stages.lib import registry, sweepmode, tracking
 
     fsio.remove(out)
     cli.require(model_dir / "model.json", model_dir / "model.pt", producer="train")
@@ -63,13 +64,16 @@ def register(cfg: params.Params, model_dir: Path, metrics_path: Path, out: Path)
     if is_new:
         version = _new_version(client, cfg, model_dir, sha, _tags(sha, card, metrics))
         client.set_registered_model_alias(name, registry.CHALLENGER, version)
-    current = registry.champion(client, name)
-    if current and current[0] == version:
-        decision = registry.Decision(False, "this version is already champion")
-    else:
-        decision = registry.decide(top1, current[1] if current else None, cfg.register.promote_margin)
-    if decision.promote:
-        client.set_registered_model_alias(name, registry.CHAMPION, version)
+    with sweepmode.alias_lock(client.tracking_uri, name):  # another register may decide at once
+        current = registry.champion(client, name)  # read inside the lock: the champion it decides against
+        if sweepmode.active():
+            decision = registry.Decision(False, sweepmode.NO_PROMOTE)
+        elif current and current[0] == version:
+            decision = registry.Decision(False, "this version is already champion")
+        else:
+            decision = registry.decide(top1, current[1] if current else None, cfg.register.promote_margin)
+        if decision.promote:
+            client.set_registered_model_alias(name, registry.CHAMPION, version)
     result = {
         "model": name,
         "version": int(version),
