@@ -138,6 +138,14 @@ class MlflowParams:
 
 
 @dataclass(frozen=True)
+class SweepParams:
+    """`make sweep`'s default grid, read by sweep/ only: no stage declares it, so editing it reruns nothing."""
+
+    grid: list  # DVC -S sweep overrides, e.g. recipes.fast.lr=0.2,0.4 (choice()/range() too); crossed
+    set: list  # -S overrides every experiment of the sweep gets, e.g. train.recipe=fast
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams
     validate: ValidateParams
@@ -147,6 +155,7 @@ class Params:
     evaluate: EvaluateParams
     register: RegisterParams
     mlflow: MlflowParams
+    sweep: SweepParams
 
 
 _BOUND_TEXT = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
