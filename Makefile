@@ -185,8 +185,5 @@ else
 	PIPELINE_EXECUTOR=local $(PY) -m sweep promote $(EXP)
 endif
 
-# A wrong MLflow password must stop a sweep before anything is queued.
-sweep promote: mlflow-check
-
 sweep-smoke: $(STAMP) ## a sweep of 5 tiny experiments (2 workers) in a sandbox; one JSON line
 	$(PY) scripts/sweep_smoke.py --executor $(EXECUTOR)
