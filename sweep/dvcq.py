@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,24 +27,32 @@ DONE = ("Success", "Failed")
 
 
 def dvc(root: Path, *args: str, env: Mapping[str, str] | None = None, check: bool = True) -> str:
-    """Run `dvc ARGS` in root; its stdout, or one line naming the command and DVC's own error."""
+    """Run `dvc ARGS` in root; its stdout, or one line naming the command and DVC's own error.
+
+    Output goes to files, not pipes: `dvc queue start` leaves workers behind that would hold
+    a pipe open, and reading it to the end would wait for the whole queue."""
     env = dict(os.environ if env is None else env)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "dvc", *args],
-            cwd=root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=DVC_TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired:
-        raise PipelineError(f"`dvc {' '.join(args)}` did not finish in {DVC_TIMEOUT_S} s") from None
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "dvc", *args],
+                cwd=root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                timeout=DVC_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            raise PipelineError(f"`dvc {' '.join(args)}` did not finish in {DVC_TIMEOUT_S} s") from None
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if check and done.returncode:
-        errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")] or done.stderr.splitlines()
+        errors = [line for line in stderr.splitlines() if line.startswith("ERROR")] or stderr.splitlines()
         raise PipelineError(f"`dvc {' '.join(args)}` failed: {(errors or ['no output'])[-1].strip()}")
-    return done.stdout
+    return stdout
 
 
 def queue_grid(root: Path, name: str, overrides: list[str], env: Mapping[str, str]) -> list[str]:

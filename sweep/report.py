@@ -59,7 +59,9 @@ def collect(record: dict, shown: dict[str, dict], runs: dict[str, Any], client=N
     rows = []
     for name in record["names"]:
         exp = shown.get(name, {"params": {}, "metrics": {}})
-        row = Row(name, record["states"].get(name, "Unknown"), exp["params"], exp["metrics"])
+        state = record["states"].get(name, "Unknown")
+        # A failed experiment's outputs in `dvc exp show` are its baseline's: show none.
+        row = Row(name, state, exp["params"], exp["metrics"] if state == "Success" else {})
         run = runs.get(name)
         if run is not None:
             row.train_s = run.data.metrics.get("train_duration_s")
