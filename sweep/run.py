@@ -198,8 +198,8 @@ def run(
     environ = dict(os.environ if environ is None else environ)
     for key in ("PIPELINE_SWEEP_ID", "PIPELINE_SWEEP_PARENT_RUN", "PIPELINE_SWEEP_KEYS", "DVC_EXP_NAME"):
         environ.pop(key, None)  # a sweep is never nested in another
+    grid_keys(grid)  # a malformed item stops the sweep before anything is queued
     sw = Sweep(root.resolve(), new_id(), list(grid), list(fixed), jobs or default_jobs(environ))
-    sw.keys  # noqa: B018  (checks the grid before anything is queued)
     others = dvcq.busy(sw.root)
     if others:
         raise PipelineError(

@@ -83,6 +83,7 @@ def test_local_sweep_with_a_failing_point(tmp_path):
     assert {p.name for p in (tmp_path / "locks").iterdir()} == {"gpu-0.lock", "gpu-1.lock"} | {
         p.name for p in (tmp_path / "locks").glob("registry-*.lock")
     }
+    _promote_best(project, env)
 
 
 @pytest.mark.docker
@@ -112,3 +113,21 @@ def test_docker_sweep_with_a_failing_point(tmp_path, base_image):
     ).stdout.split()
     assert not left, "stage containers left behind"
     assert os.path.isdir(locks)
+
+
+def _promote_best(project: Path, env: dict[str, str]) -> None:
+    """`make promote`'s work on the best experiment: applied, committed, through the normal gate."""
+    from sweep import promote
+
+    record = fsio.read_json(project / "reports" / "sweep.json")
+    shown = dvcq.show(project)
+    done = [n for n in record["names"] if record["states"][n] == "Success"]
+    best = max(done, key=lambda n: shown[n]["metrics"]["test.top1"])
+    decision = promote.promote(project, best, environ=env, say=lambda text: None)
+    client = MlflowClient(record["tracking_uri"])
+    version = client.get_model_version("cifar100-classifier", str(decision["version"]))
+    assert version.tags["sweep.exp"] == best and not decision["new_version"]
+    assert (sweep_smoke.champion(project) == str(decision["version"])) == decision["promoted"]
+    log = subprocess.run(["git", "log", "--format=%s", "-2"], cwd=project, capture_output=True, text=True).stdout
+    assert log.splitlines()[1] == f"Promote sweep experiment {best}" and log.startswith("Register")
+    assert fsio.read_json(project / "reports" / "registry.json")["version"] == decision["version"]
