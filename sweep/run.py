@@ -30,6 +30,7 @@ from sweep import dvcq
 RECORD = Path("reports/sweep.json")  # the last sweep: id, parent run, experiments (read by sweep-report)
 LOG_DIR = Path("reports/sweep_logs")
 POLL_S = 5.0
+RESTART_AFTER_S = 30.0  # a worker takes a few seconds to pick up the next experiment; longer means it is gone
 DEFAULT_TIMEOUT_S = 7 * 24 * 3600.0  # bounds the wait for the queue; PIPELINE_SWEEP_TIMEOUT_S overrides
 
 
@@ -141,16 +142,26 @@ def progress_line(states: Mapping[str, str], detail: Mapping[str, str]) -> str:
     return f"sweep: {text}" + (f": {', '.join(running)}" if running else "")
 
 
-def wait(sw: Sweep, say: Callable[[str], None], poll_s: float, timeout_s: float) -> None:
-    """Poll DVC's queue until every experiment of the sweep is done; say what changed."""
-    deadline, last = time.monotonic() + timeout_s, ""
+def wait(sw: Sweep, env: Mapping[str, str], say: Callable[[str], None], poll_s: float, timeout_s: float) -> None:
+    """Poll DVC's queue until every experiment of the sweep is done; say what changed.
+
+    A queue worker can die on a race in DVC's filesystem message broker (treeverse/dvc#10398:
+    JSONDecodeError in kombu): when experiments wait while fewer than N run for RESTART_AFTER_S,
+    `dvc queue start -j N` again (it starts only the missing workers)."""
+    deadline, last, short_since = time.monotonic() + timeout_s, "", None
     while True:
         known = dvcq.status(sw.root)
         sw.states = {n: known.get(n, "Unknown") for n in sw.names}
         if all(s in dvcq.DONE for s in sw.states.values()):
             break
-        detail = epochs(sw) if "Running" in sw.states.values() else {}
-        line = progress_line(sw.states, detail)
+        running = sum(s == "Running" for s in sw.states.values())
+        short = "Queued" in sw.states.values() and running < sw.jobs
+        short_since = (short_since or time.monotonic()) if short else None
+        if short_since is not None and time.monotonic() - short_since > RESTART_AFTER_S:
+            say(f"sweep: {running} of {sw.jobs} workers busy while experiments wait: restarting the missing workers")
+            dvcq.start(sw.root, sw.jobs, env)
+            short_since = None
+        line = progress_line(sw.states, epochs(sw) if running else {})
         if line != last:
             say(line)
             last = line
@@ -215,7 +226,7 @@ def run(
     say(f"sweep {sw.sweep_id}: {len(sw.names)} experiments, {sw.jobs} at a time (dvc queue start -j {sw.jobs})")
     dvcq.start(sw.root, sw.jobs, env)
     timeout = float(environ.get("PIPELINE_SWEEP_TIMEOUT_S") or DEFAULT_TIMEOUT_S)
-    wait(sw, say, poll_s, timeout)
+    wait(sw, env, say, poll_s, timeout)
     failed = save_logs(sw)
     finish(sw, failed, say)
     return sw, failed

@@ -133,3 +133,34 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "params.yaml").write_text((run.Path(__file__).parents[2] / "params.yaml").read_text())
     assert cli.main(["run", "--root", str(tmp_path), "--jobs", "0"]) == 1
     assert "JOBS must be a whole number >= 1, got 0" in capsys.readouterr().err
+
+
+def test_wait_restarts_missing_workers_and_reports_changes(monkeypatch):
+    """Two experiments wait while one runs with 2 workers asked for: the driver starts the missing worker."""
+    sequence = iter(
+        [
+            {"s-1": "Running", "s-2": "Queued", "s-3": "Queued"},
+            {"s-1": "Running", "s-2": "Queued", "s-3": "Queued"},
+            {"s-1": "Running", "s-2": "Running", "s-3": "Queued"},
+            {"s-1": "Success", "s-2": "Failed", "s-3": "Success"},
+        ]
+    )
+    starts, said = [], []
+    monkeypatch.setattr(dvcq, "status", lambda root: next(sequence))
+    monkeypatch.setattr(dvcq, "start", lambda root, jobs, env: starts.append(jobs))
+    monkeypatch.setattr(run, "epochs", lambda sw: {"s-1": "epoch 2/8"})
+    monkeypatch.setattr(run, "RESTART_AFTER_S", 0.0)
+    sw = run.Sweep(run.Path("."), "s", ["a=1,2,3"], [], 2, names=["s-1", "s-2", "s-3"])
+    run.wait(sw, {}, said.append, poll_s=0.01, timeout_s=60)
+    assert starts and set(starts) == {2} and len(starts) <= 2  # only while fewer than 2 ran
+    assert said[0] == "sweep: 0 done, 0 failed, 1 running, 2 queued: s-1 (epoch 2/8)"
+    assert said[-1] == "sweep: 2 done, 1 failed, 0 running, 0 queued"
+    assert sw.states["s-2"] == "Failed"
+
+
+def test_wait_is_bounded(monkeypatch):
+    monkeypatch.setattr(dvcq, "status", lambda root: {"s-1": "Queued"})
+    monkeypatch.setattr(dvcq, "start", lambda root, jobs, env: None)
+    sw = run.Sweep(run.Path("."), "s", ["a=1"], [], 1, names=["s-1"])
+    with pytest.raises(PipelineError, match="sweep s not done after 0 s"):
+        run.wait(sw, {}, lambda text: None, poll_s=0.01, timeout_s=0.0)
