@@ -201,3 +201,41 @@ lock: ## re-resolve env/requirements.lock from pyproject.toml (versions and hash
 	@test -x $(VENV)/bin/pip-compile || { echo "make lock: $(VENV)/bin/pip-compile missing: make install first"; exit 1; }
 	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --extra dev --generate-hashes --allow-unsafe --strip-extras \
 	    --no-emit-index-url --no-emit-find-links --output-file $(LOCK) pyproject.toml
+
+# ---- sweeps: a grid of experiments on DVC's queue (sweep/, runner/gpu_lease.py) ----
+# GRID uses DVC's -S sweep syntax, items separated by spaces (default: params.yaml
+# `sweep:`); JOBS defaults to the visible GPUs (1 without). Each experiment leases
+# PIPELINE_GPUS_PER_RUN GPUs (default 1) under PIPELINE_LOCK_DIR; the Docker runner
+# cannot see the GPUs, so it is told the host's pool (PIPELINE_GPU_POOL).
+GRID ?=
+JOBS ?=
+PIPELINE_LOCK_DIR ?= /tmp/cifar100-locks
+HOST_GPU_POOL := $(shell nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null | paste -sd, -)
+SWEEP_ARGS = $(if $(GRID),--grid '$(GRID)') $(if $(JOBS),--jobs $(JOBS))
+SWEEP_RUNNER = $(COMPOSE) run --rm -v $(PIPELINE_LOCK_DIR):$(PIPELINE_LOCK_DIR) -e PIPELINE_LOCK_DIR=$(PIPELINE_LOCK_DIR) \
+    -e PIPELINE_GPU_POOL=$(or $(PIPELINE_GPU_POOL),$(HOST_GPU_POOL)) -e PIPELINE_GPUS_PER_RUN dvc-runner
+.PHONY: sweep sweep-report sweep-smoke promote
+
+sweep: $(STAMP) ## run a grid on DVC's queue: GRID="recipes.fast.lr=0.2,0.4 ..." JOBS=N EXECUTOR=docker; report at the end
+ifeq ($(EXECUTOR),docker)
+	$(MAKE) --no-print-directory build
+	@mkdir -p $(PIPELINE_LOCK_DIR) && chmod 1777 $(PIPELINE_LOCK_DIR) 2>/dev/null || true
+	$(SWEEP_RUNNER) $(SUPERVISED) python -m sweep run $(SWEEP_ARGS)
+else
+	PIPELINE_EXECUTOR=local $(PY) -m sweep run $(SWEEP_ARGS)
+endif
+
+sweep-report: $(STAMP) ## table + plots of the last sweep: reports/sweep.md, reports/sweep.png
+	$(PY) -m sweep report
+
+promote: $(STAMP) ## apply a sweep experiment (EXP=name), commit it, run the register gate (may move champion)
+	@test -n "$(EXP)" || { echo "make promote: set EXP=<experiment name> (see reports/sweep.md)"; exit 2; }
+ifeq ($(EXECUTOR),docker)
+	$(MAKE) --no-print-directory build
+	$(RUNNER) $(SUPERVISED) python -m sweep promote $(EXP)
+else
+	PIPELINE_EXECUTOR=local $(PY) -m sweep promote $(EXP)
+endif
+
+sweep-smoke: $(STAMP) ## a sweep of 5 tiny experiments (2 workers) in a sandbox; one JSON line
+	$(PY) scripts/sweep_smoke.py --executor $(EXECUTOR)

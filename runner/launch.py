@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from runner import gpu_lease, sweep_env
 from stages.lib.cli import PipelineError
 
 # Variables a stage may see. Anything else in the runner's environment stays there.
@@ -71,6 +72,7 @@ def stage_secrets(stage: str, environ: Mapping[str, str]) -> dict[str, str]:
 def stage_env(environ: Mapping[str, str], image_id: str, image_digest: str = "none", stage: str = "") -> dict[str, str]:
     """The allow-listed environment for a stage container (no secrets: those go over stdin)."""
     allowed = PASS_EXACT | (MLFLOW_SETTINGS if stage in MLFLOW_STAGES else frozenset())
+    allowed = allowed | sweep_env.PASS
     env = {k: v for k, v in environ.items() if k in allowed}
     env.update(
         {
@@ -133,6 +135,7 @@ def container_spec(
     mounts = {str(workdir): {"bind": str(workdir), "mode": "rw"}}
     for extra in filter(None, environ.get("PIPELINE_EXTRA_MOUNTS", "").split(os.pathsep)):
         mounts[extra] = {"bind": extra, "mode": "ro"}  # e.g. a local archive outside the project
+    mounts.update(sweep_env.rw_mounts(environ))
     return {
         "image": image,
         "command": ["python", "-m", "stages", *argv],
@@ -270,6 +273,12 @@ def _note_stage(stage: str, container) -> None:
 
 
 def run(argv: list[str], environ: Mapping[str, str]) -> int:
+    """Run the stage's container, holding its GPU lease (runner/gpu_lease.py) while it lives."""
+    with gpu_lease.container_lease(argv[0], environ) as leased_env:
+        return _run_container(argv, leased_env)
+
+
+def _run_container(argv: list[str], environ: Mapping[str, str]) -> int:
     image_name = environ.get("PIPELINE_IMAGE")
     if not image_name:
         raise PipelineError("PIPELINE_IMAGE is not set: run through `make run`, or set it to a built stage image")

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = (
     "stages",
     "runner",
+    "sweep",
     "dvc.yaml",
     "params.yaml",
     ".dvcignore",

@@ -12,6 +12,8 @@ import importlib
 import os
 import sys
 
+from stages.lib.cli import PipelineError
+
 STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "register")
 EXECUTORS = ("local", "docker")
 
@@ -33,7 +35,14 @@ def main(argv: list[str] | None = None) -> int:
         from runner import tether
 
         tether.attach()
-    return importlib.import_module(f"stages.{argv[0]}").main(argv[1:])
+    from runner import gpu_lease
+
+    try:
+        with gpu_lease.local_stage(argv[0], os.environ):  # sets CUDA_VISIBLE_DEVICES to the leased GPUs
+            return importlib.import_module(f"stages.{argv[0]}").main(argv[1:])
+    except PipelineError as exc:
+        print(f"{argv[0]}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

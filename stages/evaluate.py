@@ -32,6 +32,22 @@ def summarise(logits: np.ndarray, y: np.ndarray, coarse: np.ndarray, fine_to_coa
     }
 
 
+def macro_prf(pred: np.ndarray, y: np.ndarray, num_classes: int) -> dict[str, float]:
+    """Macro-averaged precision, recall and F1 over all classes; 0 where a class is never predicted/present."""
+    tp = np.bincount(y, weights=(pred == y), minlength=num_classes)
+    predicted = np.bincount(pred, minlength=num_classes)
+    actual = np.bincount(y, minlength=num_classes)
+    precision = np.divide(tp, predicted, out=np.zeros(num_classes), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros(num_classes), where=actual > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros(num_classes), where=total > 0)
+    return {
+        "macro_precision": float(precision.mean()),
+        "macro_recall": float(recall.mean()),
+        "macro_f1": float(f1.mean()),
+    }
+
+
 def per_class(pred: np.ndarray, y: np.ndarray, names: list[str]) -> dict[str, float]:
     hits = np.bincount(y, weights=(pred == y), minlength=len(names))
     counts = np.bincount(y, minlength=len(names))
@@ -85,6 +101,7 @@ def evaluate(cfg: params.Params, model_dir: Path, data_dir: Path, out: dict[str,
     logits = _logits(model_dir, data_dir, cfg.evaluate)
     pred = logits.argmax(axis=1)
     metrics = {"test": summarise(logits, y, coarse, np.array(card.fine_to_coarse))}
+    metrics["test"].update(macro_prf(pred, y, logits.shape[1]))
     names = card.fine_names
     rows = io.StringIO()
     writer = csv.writer(rows, lineterminator="\n")

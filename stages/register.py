@@ -14,11 +14,12 @@ from stages.lib import cli, fsio, model_card, params
 
 
 def _tags(sha: str, card: model_card.ModelCard, metrics: dict) -> dict[str, str]:
-    from stages.lib import tracking
+    from stages.lib import sweepmode, tracking
 
     tags = {tracking.MODEL_TAG: sha, **tracking.provenance(["data/raw", "data/processed"])}
     tags.update({f"param.train.{k}": str(v) for k, v in params.flatten(params.as_dict(card.train_params)).items()})
     tags.update({f"metric.test_{k}": str(v) for k, v in metrics["test"].items()})
+    tags.update(sweepmode.version_tags())
     return tags
 
 
@@ -72,13 +73,15 @@ def _registered(client, name: str, sha: str) -> str | None:
 def _decide(client, name: str, version: str, is_new: bool, top1: float, margin: float):
     """Promote a new version by the rule and record why on it; for weights registered
     before, report the decision recorded then (versions from before the record: decide now)."""
-    from stages.lib import registry
+    from stages.lib import registry, sweepmode
 
     recorded = None if is_new else registry.recorded_decision(client, name, version)
     if recorded is not None:
         return recorded
-    current = registry.champion(client, name)
-    if current and current[0] == version:
+    current = registry.champion(client, name)  # read inside the alias lock: the champion it decides against
+    if sweepmode.active():
+        decision = registry.Decision(False, sweepmode.NO_PROMOTE)
+    elif current and current[0] == version:
         decision = registry.Decision(False, "this version is already champion")
     else:
         decision = registry.decide(top1, current[1] if current else None, margin)
@@ -91,7 +94,7 @@ def _decide(client, name: str, version: str, is_new: bool, top1: float, margin: 
 def register(cfg: params.Params, model_dir: Path, metrics_path: Path, out: Path) -> dict:
     from mlflow import MlflowClient
 
-    from stages.lib import registry, tracking
+    from stages.lib import registry, sweepmode, tracking
 
     fsio.remove(out)
     card = model_card.load(model_dir)
@@ -106,7 +109,8 @@ def register(cfg: params.Params, model_dir: Path, metrics_path: Path, out: Path)
     if is_new:
         version = _new_version(client, cfg, model_dir, sha, _tags(sha, card, metrics))
         client.set_registered_model_alias(name, registry.CHALLENGER, version)
-    decision = _decide(client, name, version, is_new, top1, cfg.register.promote_margin)
+    with sweepmode.alias_lock(client.tracking_uri, name):  # another register may decide at once
+        decision = _decide(client, name, version, is_new, top1, cfg.register.promote_margin)
     result = {
         "model": name,
         "version": int(version),

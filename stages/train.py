@@ -56,10 +56,11 @@ def _tracked(
     """Run `fit` inside the run's MLflow run, then write the model and history (rank 0 only)."""
     import mlflow
 
-    from stages.lib import tracking
+    from stages.lib import sweepmode, tracking
 
     tracking.configure(cfg.mlflow.experiment)
     tags = {**tracking.provenance([str(out["data"])]), **tags}
+    tags.update(sweepmode.run_tags(params.flatten(params.as_dict(cfg))))  # nested under the sweep's run
     epochs: list[dict] = []  # timings of the epochs this process ran
 
     def log(row: dict, timing: dict) -> None:

@@ -151,6 +151,14 @@ class MlflowParams:
 
 
 @dataclass(frozen=True, config=_SECTION)
+class SweepParams:
+    """`make sweep`'s default grid, read by sweep/ only: no stage declares it, so editing it reruns nothing."""
+
+    grid: list[Str]  # DVC -S sweep overrides, e.g. recipes.fast.lr=0.2,0.4 (choice()/range() too); crossed
+    set: list[Str]  # -S overrides every experiment of the sweep gets, e.g. train.recipe=fast
+
+
+@dataclass(frozen=True, config=_SECTION)
 class Params:
     data: DataParams
     validate: ValidateParams
@@ -160,6 +168,7 @@ class Params:
     evaluate: EvaluateParams
     register: RegisterParams
     mlflow: MlflowParams
+    sweep: SweepParams
 
     @model_validator(mode="after")
     def _recipe_exists(self) -> Params:

@@ -141,7 +141,11 @@ def test_train_on_missing_data_fails_with_one_line(project, capsys):
 def test_evaluate_writes_metrics_plots_and_logs_to_the_training_run(trained):
     assert run_stage("evaluate") == 0
     metrics = fsio.read_json(trained / "reports" / "metrics.json")
-    assert set(metrics["test"]) == {"top1", "top5", "loss", "superclass_top1"}
+    assert set(metrics["test"]) == {
+        *("top1", "top5", "loss", "superclass_top1"),
+        *("macro_precision", "macro_recall", "macro_f1"),
+    }
+    assert all(0 <= metrics["test"][k] <= 1 for k in ("macro_precision", "macro_recall", "macro_f1"))
     assert 0 <= metrics["test"]["top1"] <= metrics["test"]["top5"] <= 1
     rows = (trained / "reports" / "confusion.csv").read_text().splitlines()
     assert rows[0] == "actual,predicted" and len(rows) == 1 + 400

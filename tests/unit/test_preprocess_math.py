@@ -70,3 +70,13 @@ def test_channel_stats_of_a_flat_channel_is_zero_not_nan(level):
     mean, std = channel_stats(x)
     assert mean[1] == pytest.approx(level / 255) and std[1] == pytest.approx(0.0, abs=1e-6)
     assert not np.isnan(std).any()
+
+
+def test_macro_precision_recall_f1_on_a_constructed_case():
+    from stages.evaluate import macro_prf
+
+    # class 0: tp 1, predicted 2, actual 1; class 1: tp 1, predicted 1, actual 2; class 2: never seen.
+    m = macro_prf(np.array([0, 0, 1]), np.array([0, 1, 1]), 3)
+    assert m["macro_precision"] == (0.5 + 1.0 + 0.0) / 3
+    assert m["macro_recall"] == (1.0 + 0.5 + 0.0) / 3
+    assert abs(m["macro_f1"] - (2 / 3 + 2 / 3 + 0.0) / 3) < 1e-12
