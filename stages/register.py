@@ -40,7 +40,8 @@ def _new_version(client, cfg: params.Params, model_dir: Path, sha: str, tags: di
         with mlflow.start_run(run_name="register") as run:
             mlflow.set_tag(tracking.MODEL_TAG, sha)
             run_id = run.info.run_id
-    source = registry.log_model(client, run_id, serving, card["num_classes"], Path(stages.__file__).parent)
+    code_dir = Path(stages.__file__).parent
+    source = registry.log_model(client, run_id, serving, card["num_classes"], code_dir, [model_dir / "model.json"])
     return registry.create_version(client, cfg.register.model_name, source, run_id, tags)
 
 
@@ -69,7 +70,7 @@ def register(cfg: params.Params, model_dir: Path, metrics_path: Path, out: Path)
     else:
         decision = registry.decide(top1, current[1] if current else None, cfg.register.promote_margin)
     if decision.promote:
-        client.set_registered_model_alias(name, registry.CHAMPION, version)
+        registry.move_champion(client, name, version)
     result = {
         "model": name,
         "version": int(version),

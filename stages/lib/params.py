@@ -138,6 +138,20 @@ class MlflowParams:
 
 
 @dataclass(frozen=True)
+class ServeParams:
+    """The model server (serve/); SERVE_* environment variables override these."""
+
+    model: str  # a registry alias (champion) or a version number
+    max_batch_size: int = rule(ge=1)  # images per forward pass across concurrent requests
+    max_wait_ms: float = rule(ge=0)  # how long the first request of a batch waits for company
+    poll_interval_s: float = rule(gt=0)  # how often the alias is checked for a new version
+    top_k: int = rule(ge=1)
+    max_request_bytes: int = rule(ge=1)  # larger bodies are refused with 413
+    max_image_pixels: int = rule(ge=1)  # width x height; larger images are refused with 413
+    device: Literal["auto", "cpu", "cuda"]
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams
     validate: ValidateParams
@@ -147,6 +161,7 @@ class Params:
     evaluate: EvaluateParams
     register: RegisterParams
     mlflow: MlflowParams
+    serve: ServeParams
 
 
 _BOUND_TEXT = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
