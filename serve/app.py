@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from contextlib import asynccontextmanager
+from functools import partial
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request, Response
@@ -105,6 +107,18 @@ async def read_images(request: Request, s: Settings) -> np.ndarray:
     return decode()
 
 
+def set_torch_threads(device: str) -> None:
+    """CPU forward passes use all cores but one (SERVE_TORCH_THREADS to choose): the event loop
+    that reads requests needs a core of its own, and idle OpenMP threads spin on theirs."""
+    import torch
+
+    wanted = os.environ.get("SERVE_TORCH_THREADS", "")
+    if wanted.isdigit() and int(wanted) > 0:
+        torch.set_num_threads(int(wanted))
+    elif device == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))
+
+
 def _forward(holder: ModelHolder, metrics: Metrics):
     def run_batch(images: np.ndarray) -> list:
         model = holder.current  # held for the whole batch: a swap meanwhile does not touch it
@@ -121,11 +135,36 @@ def _forward(holder: ModelHolder, metrics: Metrics):
     return run_batch
 
 
+class _Count:
+    """Request count and latency by route and status (plain ASGI: BaseHTTPMiddleware costs ~1 ms a request)."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        route = scope["path"] if scope["path"] in ROUTES else "other"
+        start, status = time.perf_counter(), [500]
+
+        async def send_status(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self.metrics.latency.labels(route=route).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(route=route, status=str(status[0])).inc()
+
+
 def create_app(settings: Settings, holder: ModelHolder | None = None, follow: bool = True) -> FastAPI:
     """The app; `follow` starts the thread that loads the model and follows the alias."""
     metrics = holder.metrics if holder else Metrics()
     holder = holder or ModelHolder(settings, metrics)
-    batcher = MicroBatcher(_forward(holder, metrics), settings.max_batch_size, settings.max_wait_ms / 1000)
+    threads = partial(set_torch_threads, holder.device)
+    batcher = MicroBatcher(_forward(holder, metrics), settings.max_batch_size, settings.max_wait_ms / 1000, threads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -139,17 +178,10 @@ def create_app(settings: Settings, holder: ModelHolder | None = None, follow: bo
     app = FastAPI(title="CIFAR-100 classifier", version="1", lifespan=lifespan)
     app.state.holder, app.state.metrics, app.state.batcher = holder, metrics, batcher
 
-    @app.middleware("http")
-    async def count(request: Request, call_next):
-        route = request.url.path if request.url.path in ROUTES else "other"
-        start = time.perf_counter()
-        response = await call_next(request)
-        metrics.latency.labels(route=route).observe(time.perf_counter() - start)
-        metrics.requests.labels(route=route, status=str(response.status_code)).inc()
-        return response
+    app.add_middleware(_Count, metrics=metrics)
 
     @app.post("/predict", openapi_extra=PREDICT_BODY)
-    async def predict(request: Request, k: int | None = None) -> dict:
+    async def predict(request: Request, k: int | None = None) -> JSONResponse:
         """Top-k fine labels (with superclass) and the top superclass for each image."""
         model = holder.current
         if model is None:
@@ -167,7 +199,8 @@ def create_app(settings: Settings, holder: ModelHolder | None = None, follow: bo
         results = await batcher.submit(images)
         used = results[0][0]
         answers = [describe(m, row, k) for m, row in results]
-        return {"model": used.name, "version": used.version, "alias": used.alias, "predictions": answers}
+        # A JSONResponse directly: the answer is plain JSON types, FastAPI's encoder pass is not needed.
+        return JSONResponse({"model": used.name, "version": used.version, "alias": used.alias, "predictions": answers})
 
     @app.get("/health")
     async def health() -> dict:

@@ -24,8 +24,15 @@ class _Job:
 
 
 class MicroBatcher:
-    def __init__(self, run_batch: Callable[[np.ndarray], list], max_batch: int, max_wait_s: float):
-        """run_batch(images (N, 32, 32, 3)) -> one result per image, called in the worker thread."""
+    def __init__(
+        self,
+        run_batch: Callable[[np.ndarray], list],
+        max_batch: int,
+        max_wait_s: float,
+        init_thread: Callable[[], None] | None = None,
+    ):
+        """run_batch(images (N, 32, 32, 3)) -> one result per image, called in the worker thread
+        (set up by init_thread once)."""
         self.run_batch = run_batch
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
@@ -33,7 +40,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Job] | None = None
         self._carry: _Job | None = None  # taken from the queue but did not fit the last batch
         self._task: asyncio.Task | None = None
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="forward")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="forward", initializer=init_thread)
 
     def start(self) -> None:
         self._queue = asyncio.Queue()

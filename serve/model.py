@@ -33,12 +33,11 @@ class LoadedModel:
     fine_to_coarse: np.ndarray  # int (C,): superclass index of each fine class
     monitor: object | None = None  # serve.drift.DriftMonitor, fed by the (single) forward thread
 
-    @property
-    def coarse_matrix(self) -> np.ndarray:
-        """(C, K) one-hot: fine probs @ it = superclass probs."""
-        out = np.zeros((len(self.fine_names), len(self.coarse_names)), dtype=np.float32)
-        out[np.arange(len(self.fine_names)), self.fine_to_coarse] = 1.0
-        return out
+    coarse_matrix: np.ndarray | None = None  # (C, K) one-hot: fine probs @ it = superclass probs
+
+    def __post_init__(self) -> None:
+        self.coarse_matrix = np.zeros((len(self.fine_names), len(self.coarse_names)), dtype=np.float32)
+        self.coarse_matrix[np.arange(len(self.fine_names)), self.fine_to_coarse] = 1.0
 
     def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """uint8 (N, 32, 32, 3) -> (probs float32 (N, C), embedding (N, D) or None)."""
