@@ -156,11 +156,13 @@ bench-train: $(STAMP) ## train each recipe; time-to-accuracy table in reports/be
 # SERVE_MAX_BATCH_SIZE, SERVE_MAX_WAIT_MS, SERVE_DEVICE; MLFLOW_TRACKING_URI
 # picks the registry (default: the project's mlflow.db).
 SERVE_PARAMS ?= params.yaml
+export SERVE_PARAMS
+SERVE_GPU = $(shell docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q nvidia && echo -f serve/compose.gpu.yml)
 .PHONY: serve rollback serve-smoke
 serve: $(STAMP) ## serve models:/<model>@champion on http://127.0.0.1:8080 (EXECUTOR=docker: in the stage image)
 ifeq ($(EXECUTOR),docker)
 	$(MAKE) --no-print-directory build
-	$(COMPOSE) run --rm --name cifar100-serve-$(or $(SERVE_PORT),8080) serve
+	$(COMPOSE) -f docker-compose.yml $(SERVE_GPU) run --rm --name cifar100-serve-$(or $(SERVE_PORT),8080) serve
 else
 	$(PY) -m serve --params $(SERVE_PARAMS)
 endif

@@ -43,7 +43,8 @@ def register(root: Path, seed: int, arch: str = "small", champion: bool = True, 
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.normal_(0, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
-        net[-1].weight.mul_(20.0)  # peaked outputs: top-k order is not decided by rounding
+        head = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1]
+        head.weight.mul_(20.0)  # peaked outputs: top-k order is not decided by rounding
     serving = model.ServingModel(net, [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]).eval()
     run_id = client.create_run(exp_id, run_name=f"serve-test-{seed}").info.run_id
     with tempfile.TemporaryDirectory() as tmp:
