@@ -3,13 +3,15 @@ of `mlflow models serve` on the same model, with a p99 latency no worse.
 
 Method: one registered version (an untrained net of --arch, logged exactly as the
 register stage logs it) in a scratch MLflow store; both servers started on it, one
-uvicorn worker each, on 127.0.0.1, in turn. Per concurrency level (1, 8, 32), an
-asyncio httpx client keeps that many single-image requests in flight for --seconds
-after a 1 s warm-up and records each latency (aiohttp, which comes with
-MLflow: httpx's async pool, not the servers, capped both at ~70 requests/s at 32). This server gets a 32x32 PNG file
-(multipart, its primary API); `mlflow models serve` gets the same image as its JSON
-tensor input {"inputs": uint8 (1, 32, 32, 3)}. Client and servers share the
+uvicorn worker each, on 127.0.0.1, both up at once. Per concurrency level (1, 8,
+32), in turns (this server, then the baseline), an asyncio aiohttp client keeps
+that many single-image requests in flight for --seconds after a 1 s warm-up and
+records each latency (aiohttp comes with MLflow; httpx's async pool, not the
+servers, capped both near 70 requests/s at 32). This server gets a 32x32 PNG file
+(multipart, its primary API); `mlflow models serve` gets the same image as its
+JSON tensor input {"inputs": uint8 (1, 32, 32, 3)}. Client and servers share the
 machine's cores. One JSON line: rps / p50 / p99 per level, ratios at each level.
+--device cuda runs this server on the GPU (the baseline stays on CPU).
 """
 
 from __future__ import annotations
@@ -64,15 +66,7 @@ async def _load(url: str, make_request, concurrency: int, seconds: float) -> dic
     }
 
 
-def _measure(server, make_request, seconds: float) -> dict:
-    try:
-        wait_ready(server, server.ready_path)
-        return {c: asyncio.run(_load(server.url, make_request, c, seconds)) for c in LEVELS}
-    finally:
-        server.stop()
-
-
-def _ours(root: Path, device: str, seconds: float) -> dict:
+def _ours(root: Path, device: str):
     port = free_port()
     env = {"MLFLOW_TRACKING_URI": serving.store_uri(root), "SERVE_PORT": str(port), "SERVE_DEVICE": device}
     env["PYTHONPATH"] = str(ROOT)
@@ -90,10 +84,10 @@ def _ours(root: Path, device: str, seconds: float) -> dict:
             await got.read()
             return got.status
 
-    return _measure(server, request, seconds)
+    return server, request
 
 
-def _baseline(root: Path, version: str, seconds: float) -> dict:
+def _baseline(root: Path, version: str):
     port = free_port()
     mlflow = Path(sys.executable).parent / "mlflow"
     cmd = [str(mlflow), "models", "serve", "-m", f"models:/{serving.NAME}/{version}", "--env-manager", "local"]
@@ -107,7 +101,24 @@ def _baseline(root: Path, version: str, seconds: float) -> dict:
             await got.read()
             return got.status
 
-    return _measure(server, request, seconds)
+    return server, request
+
+
+def _run_levels(root: Path, version: str, device: str, seconds: float) -> tuple[dict, dict]:
+    """Both servers up at once (the idle one costs nothing), levels measured in turns, so a
+    change in the shared machine's load falls on both alike."""
+    ours, base = _ours(root, device), _baseline(root, version)
+    try:
+        for server, _ in (ours, base):
+            wait_ready(server, server.ready_path)
+        got = {"ours": {}, "base": {}}
+        for c in LEVELS:
+            for key, (server, request) in (("ours", ours), ("base", base)):
+                got[key][c] = asyncio.run(_load(server.url, request, c, seconds))
+        return got["ours"], got["base"]
+    finally:
+        ours[0].stop()
+        base[0].stop()
 
 
 def bench(arch: str, device: str, seconds: float) -> dict:
@@ -115,8 +126,7 @@ def bench(arch: str, device: str, seconds: float) -> dict:
         root = Path(tmp)
         version = serving.register(root, seed=1, arch=arch)
         (root / "params.yaml").write_text((ROOT / "params.yaml").read_text())
-        ours = _ours(root, device, seconds)
-        base = _baseline(root, version, seconds)
+        ours, base = _run_levels(root, version, device, seconds)
     out = {"arch": arch, "device": device, "seconds_per_level": seconds, "cpus": os.cpu_count()}
     for c in LEVELS:
         out.update({f"rps_c{c}": ours[c]["rps"], f"p50_ms_c{c}": ours[c]["p50_ms"], f"p99_ms_c{c}": ours[c]["p99_ms"]})
