@@ -80,7 +80,7 @@ def _wait_version(url: str, proc: subprocess.Popen, version: str | None) -> str:
 def _write_pngs(sandbox: Path, count: int) -> list[Path]:
     from PIL import Image
 
-    images = np.load(sandbox / "data" / "processed" / "test_x.npy")[:count]
+    images = np.load(sandbox / "data" / "processed" / "test_x.npy")[:count].transpose(0, 2, 3, 1)  # NCHW -> NHWC
     (sandbox / "pngs").mkdir()
     paths = [sandbox / "pngs" / f"test_{i:03d}.png" for i in range(len(images))]
     for img, path in zip(images, paths):

@@ -24,9 +24,12 @@ POLL_S = 0.5
 LOOP_LIMIT_S = 120  # the client loop's bound
 
 
-@pytest.fixture
-def server(serve_store):
-    root, v1, v2 = serve_store
+@pytest.fixture(scope="module")
+def server(serve_template, tmp_path_factory):
+    """One server for the module (starting one takes ~20 s on 2 busy cores); the tests that
+    move the alias put it back."""
+    template, v1, v2 = serve_template
+    root = serving.copy_store(template, tmp_path_factory.mktemp("served"))
     port = free_port()
     env = {
         "MLFLOW_TRACKING_URI": serving.store_uri(root),
