@@ -239,3 +239,26 @@ endif
 
 sweep-smoke: $(STAMP) ## a sweep of 5 tiny experiments (2 workers) in a sandbox; one JSON line
 	$(PY) scripts/sweep_smoke.py --executor $(EXECUTOR)
+
+# ---- serving: the registry's champion over HTTP (serve/) ----------------------
+# Settings: params.yaml's serve: section, overridden by SERVE_MODEL (alias or
+# version), SERVE_HOST/SERVE_PORT (127.0.0.1:8080), SERVE_POLL_INTERVAL_S,
+# SERVE_MAX_BATCH_SIZE, SERVE_MAX_WAIT_MS, SERVE_DEVICE; MLFLOW_TRACKING_URI
+# picks the registry (default: the project's mlflow.db).
+SERVE_PARAMS ?= params.yaml
+export SERVE_PARAMS
+SERVE_GPU = $(shell docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q nvidia && echo -f serve/compose.gpu.yml)
+.PHONY: serve rollback serve-smoke
+serve: $(STAMP) ## serve models:/<model>@champion on http://127.0.0.1:8080 (EXECUTOR=docker: in the stage image)
+ifeq ($(EXECUTOR),docker)
+	$(MAKE) --no-print-directory build
+	$(COMPOSE) -f docker-compose.yml $(SERVE_GPU) run --rm --name cifar100-serve-$(or $(SERVE_PORT),8080) serve
+else
+	$(PY) -m serve --params $(SERVE_PARAMS)
+endif
+
+rollback: $(STAMP) ## move the champion alias back to the previous champion; servers follow within their poll
+	$(PY) scripts/rollback.py --params $(SERVE_PARAMS)
+
+serve-smoke: $(STAMP) ## smoke model in a sandbox, served; real PNGs, alias moved, reload checked; one JSON line
+	PIPELINE_EXECUTOR=local $(PY) scripts/serve_smoke.py

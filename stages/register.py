@@ -40,7 +40,8 @@ def _new_version(client, cfg: params.Params, model_dir: Path, sha: str, tags: di
             run_id = run.info.run_id
     source = registry.logged_model(client, run_id)  # logged by an earlier run the registry refused
     if source is None:
-        source = registry.log_model(client, run_id, serving, card.num_classes, Path(stages.__file__).parent)
+        code_dir, extra = Path(stages.__file__).parent, [model_card.card_path(model_dir)]
+        source = registry.log_model(client, run_id, serving, card.num_classes, code_dir, extra)
     lineage.record(client, run_id, model_dir)  # what `make reproduce` rebuilds it from
     try:
         return registry.create_version(client, cfg.register.model_name, source, run_id, tags)
@@ -86,7 +87,7 @@ def _decide(client, name: str, version: str, is_new: bool, top1: float, margin: 
     else:
         decision = registry.decide(top1, current[1] if current else None, margin)
     if decision.promote:
-        client.set_registered_model_alias(name, registry.CHAMPION, version)
+        registry.move_champion(client, name, version)  # keeps the champion history rollback reads
     registry.record_decision(client, name, version, decision)
     return decision
 

@@ -151,6 +151,20 @@ class MlflowParams:
 
 
 @dataclass(frozen=True, config=_SECTION)
+class ServeParams:
+    """The model server (serve/); SERVE_* environment variables override these."""
+
+    model: Str  # a registry alias (champion) or a version number
+    max_batch_size: Annotated[Int, Field(ge=1)]  # images per forward pass across concurrent requests
+    max_wait_ms: Annotated[Float, Field(ge=0)]  # how long the first request of a batch waits for company
+    poll_interval_s: Annotated[Float, Field(gt=0)]  # how often the alias is checked for a new version
+    top_k: Annotated[Int, Field(ge=1)]
+    max_request_bytes: Annotated[Int, Field(ge=1)]  # larger bodies are refused with 413
+    max_image_pixels: Annotated[Int, Field(ge=1)]  # width x height; larger images are refused with 413
+    device: Literal["auto", "cpu", "cuda"]
+
+
+@dataclass(frozen=True, config=_SECTION)
 class SweepParams:
     """`make sweep`'s default grid, read by sweep/ only: no stage declares it, so editing it reruns nothing."""
 
@@ -169,6 +183,7 @@ class Params:
     register: RegisterParams
     mlflow: MlflowParams
     sweep: SweepParams
+    serve: ServeParams
 
     @model_validator(mode="after")
     def _recipe_exists(self) -> Params:

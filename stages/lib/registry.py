@@ -7,7 +7,9 @@ from that artifact location: one code path for MLflow 2.x and 3.x servers.
 
 from __future__ import annotations
 
+import json
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,11 @@ ARTIFACT_PATH = "model"
 # Version tags holding the promotion decision made at registration, so a rerun
 # on the same weights reports it again byte for byte.
 PROMOTED_TAG, REASON_TAG = "decision.promoted", "decision.reason"
+
+# Version tag holding the versions that were champion before this one, oldest first
+# (a JSON list of version strings): written when champion moves, read by rollback.
+HISTORY_TAG = "champion_history"
+HISTORY_KEEP = 50  # a tag value holds at most 5000 characters
 
 
 @dataclass(frozen=True)
@@ -63,8 +70,11 @@ def signature(num_classes: int):
     )
 
 
-def log_model(client, run_id: str, serving, num_classes: int, code_dir: Path) -> str:
-    """Save `serving` as an MLflow pytorch model into the run's artifacts; return its source URI."""
+def log_model(client, run_id: str, serving, num_classes: int, code_dir: Path, extra_files: Sequence[Path] = ()) -> str:
+    """Save `serving` as an MLflow pytorch model into the run's artifacts; return its source URI.
+
+    `extra_files` (e.g. the model card model.json) land in the model folder's `extra_files/`.
+    """
     import mlflow
     import torch
 
@@ -77,6 +87,7 @@ def log_model(client, run_id: str, serving, num_classes: int, code_dir: Path) ->
             signature=signature(num_classes),
             input_example=example,
             code_paths=[str(code_dir)],  # the pickled module's classes import from here
+            extra_files=[str(f) for f in extra_files] or None,
             pip_requirements=[
                 f"torch=={torch.__version__.split('+')[0]}",
                 f"numpy=={np.__version__}",
@@ -124,3 +135,46 @@ def recorded_decision(client, name: str, version: str) -> Decision | None:
     if PROMOTED_TAG not in tags or REASON_TAG not in tags:
         return None
     return Decision(tags[PROMOTED_TAG] == "true", tags[REASON_TAG])
+
+
+def _history(mv) -> list[str]:
+    return [str(v) for v in json.loads(mv.tags.get(HISTORY_TAG, "[]"))]
+
+
+def move_champion(client, name: str, version: str) -> list[str]:
+    """Point `champion` at `version`, first tagging it with the champion history
+    (the previous champion's history plus the previous champion); return that history."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        current = None
+    if current is not None and str(current.version) == str(version):
+        return _history(current)
+    history = (_history(current) + [str(current.version)])[-HISTORY_KEEP:] if current is not None else []
+    client.set_model_version_tag(name, str(version), HISTORY_TAG, json.dumps(history))
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    return history
+
+
+def rollback(client, name: str) -> tuple[str, str]:
+    """Move `champion` back to the previous champion; return (from version, to version)."""
+    from mlflow.exceptions import MlflowException
+
+    from stages.lib.cli import PipelineError
+
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        raise PipelineError(f"model {name!r} has no {CHAMPION} alias: nothing to roll back") from None
+    history = _history(current)
+    if not history:
+        raise PipelineError(
+            f"{name} v{current.version} is {CHAMPION} with no earlier champion in its {HISTORY_TAG} tag: "
+            "nothing to roll back to"
+        )
+    previous = history[-1]
+    client.set_model_version_tag(name, previous, HISTORY_TAG, json.dumps(history[:-1]))
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    return str(current.version), previous

@@ -58,3 +58,20 @@ def trained(trained_template, tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("PIPELINE_EXECUTOR", "local")
     return dest
+
+
+@pytest.fixture(scope="session")
+def serve_template(tmp_path_factory):
+    """A registry with two versions of an untrained small net: (root, v1 champion, v2)."""
+    from tests.support import serving
+
+    return serving.template_store(tmp_path_factory.mktemp("serve-registry"))
+
+
+@pytest.fixture
+def serve_store(serve_template, tmp_path):
+    """A private copy of that registry (aliases may be moved freely) with params.yaml: (root, v1, v2)."""
+    from tests.support import serving
+
+    root, v1, v2 = serve_template
+    return serving.copy_store(root, tmp_path / "store"), v1, v2

@@ -1,0 +1,39 @@
+"""Move the registry's `champion` alias back to the previous champion.
+
+The previous champions are the `champion_history` tag that
+stages.lib.registry.move_champion writes on each new champion. Prints one JSON
+line {"model", "from", "to"}; a running server follows within its poll interval.
+MLFLOW_TRACKING_URI picks the registry (default: the project's store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python scripts/rollback.py` from anywhere
+from stages.lib import cli
+
+
+def _main(argv) -> None:
+    from mlflow import MlflowClient
+
+    from stages.lib import params, registry, tracking
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    args = ap.parse_args(argv)
+    cfg = params.load(args.params)
+    tracking.configure(cfg.mlflow.experiment)
+    old, new = registry.rollback(MlflowClient(), cfg.register.model_name)
+    print(json.dumps({"model": cfg.register.model_name, "from": old, "to": new}))
+
+
+def main(argv=None) -> int:
+    return cli.run("rollback", _main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,172 @@
+"""Serve a smoke model end to end: pipeline in a sandbox, server on it, alias moved.
+
+1. scripts/sandbox.py's smoke pipeline (`dvc repro`, synthetic data, small net)
+   registers v1 as champion in the sandbox's own MLflow store.
+2. `python -m serve` starts on that store (127.0.0.1, a free port, 1 s poll);
+   real PNG files (test images written to disk) are posted; the answers are
+   compared with MLflow's pyfunc model on the same decoded pixels.
+3. The pipeline reruns with another train seed (a new version), `champion` is
+   moved to it, and the server must follow; bad inputs must get 4xx.
+Prints one JSON line {"served_version", "reloaded_to", "predictions_match_pyfunc",
+"bad_inputs_4xx"}; exits 1 when a check fails. The project is never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python scripts/serve_smoke.py` from anywhere
+import numpy as np
+
+from scripts.sandbox import ROOT, SMOKE_OVERRIDES, make_sandbox, repro
+
+POLL_S = 1.0
+WAIT_S = 180  # bound on every wait for the server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(sandbox: Path, port: int) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(MLFLOW_TRACKING_URI=f"sqlite:///{sandbox / 'mlflow.db'}", SERVE_PORT=str(port), PYTHONPATH=str(ROOT))
+    env["SERVE_POLL_INTERVAL_S"] = str(POLL_S)
+    cmd = [sys.executable, "-m", "serve", "--params", str(sandbox / "params.yaml")]
+    with open(sandbox / "serve.log", "wb") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+
+
+def _wait_version(url: str, proc: subprocess.Popen, version: str | None) -> str:
+    """Poll /ready until it serves `version` (any, when None); bounded by WAIT_S."""
+    import httpx
+
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            got = httpx.get(url + "/ready", timeout=5)
+            if got.status_code == 200 and version in (None, got.json()["version"]):
+                return got.json()["version"]
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"server did not serve version {version or 'any'} within {WAIT_S} s")
+
+
+def _write_pngs(sandbox: Path, count: int) -> list[Path]:
+    from PIL import Image
+
+    images = np.load(sandbox / "data" / "processed" / "test_x.npy")[:count].transpose(0, 2, 3, 1)  # NCHW -> NHWC
+    (sandbox / "pngs").mkdir()
+    paths = [sandbox / "pngs" / f"test_{i:03d}.png" for i in range(len(images))]
+    for img, path in zip(images, paths):
+        Image.fromarray(img).save(path)
+    return paths
+
+
+def _predict_matches(url: str, sandbox: Path, pngs: list[Path], version: str) -> bool:
+    """Server's top-5 on the PNG files == MLflow pyfunc's on the same pixels."""
+    import httpx
+    import mlflow
+    from PIL import Image
+
+    files = [("files", (p.name, p.read_bytes(), "image/png")) for p in pngs]
+    answer = httpx.post(url + "/predict", files=files, timeout=60).json()
+    mlflow.set_tracking_uri(f"sqlite:///{sandbox / 'mlflow.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{sandbox / 'mlflow.db'}")
+    name = answer["model"]
+    pixels = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in pngs])
+    probs = mlflow.pyfunc.load_model(f"models:/{name}/{version}").predict(pixels)
+    if answer["version"] != version:
+        return False
+    for pred, row in zip(answer["predictions"], probs):
+        got = [t["probability"] for t in pred["top_k"]]
+        if not np.allclose(got, np.sort(row)[::-1][: len(got)], atol=1e-5):
+            return False
+    return True
+
+
+def _bad_inputs(url: str, png: bytes) -> int:
+    import httpx
+
+    cases = [
+        {"files": {"files": ("a.png", b"not an image", "image/png")}},
+        {"files": {"files": ("t.png", png[: len(png) // 2], "image/png")}},
+        {"content": b"", "headers": {"content-type": "image/png"}},
+        {"json": {"images": [[1, 2, 3]]}},
+        {"json": {"images": np.full((1, 32, 32, 3), 0.5).tolist()}},
+    ]
+    return sum(400 <= httpx.post(url + "/predict", timeout=60, **c).status_code < 500 for c in cases)
+
+
+def smoke(sandbox: Path) -> dict:
+    from mlflow import MlflowClient
+
+    from stages.lib import params, registry
+
+    first = repro(make_sandbox(sandbox, SMOKE_OVERRIDES))
+    port = _free_port()
+    url, proc = f"http://127.0.0.1:{port}", _start(sandbox, port)
+    try:
+        served = _wait_version(url, proc, str(first["version"]))
+        pngs = _write_pngs(sandbox, 16)
+        match = _predict_matches(url, sandbox, pngs, served)
+        raw = params.read_yaml(sandbox / "params.yaml")
+        raw["train"]["seed"] += 1  # another training run: a new version
+        from ruamel.yaml import YAML
+
+        with open(sandbox / "params.yaml", "w") as f:
+            YAML(typ="safe", pure=True).dump(raw, f)
+        second = repro(sandbox)
+        uri = f"sqlite:///{sandbox / 'mlflow.db'}"
+        registry.move_champion(MlflowClient(uri, uri), second["model"], str(second["version"]))
+        reloaded = _wait_version(url, proc, str(second["version"]))
+        match = match and _predict_matches(url, sandbox, pngs, reloaded)
+        bad = _bad_inputs(url, pngs[0].read_bytes())
+    finally:
+        _stop(proc)
+    return {"served_version": served, "reloaded_to": reloaded, "predictions_match_pyfunc": match, "bad_inputs_4xx": bad}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--keep", action="store_true", help="keep the sandbox for inspection")
+    args = ap.parse_args()
+    (ROOT / ".smoke").mkdir(exist_ok=True)
+    sandbox = Path(tempfile.mkdtemp(prefix="serve-", dir=ROOT / ".smoke"))
+    try:
+        result = smoke(sandbox)
+    finally:
+        if not args.keep:
+            shutil.rmtree(sandbox, ignore_errors=True)
+    print(json.dumps(result))
+    ok = result["predictions_match_pyfunc"] and result["reloaded_to"] != result["served_version"]
+    return 0 if ok and result["bad_inputs_4xx"] == 5 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,221 @@
+"""The FastAPI app: POST /predict, GET /health, /ready, /metrics, and FastAPI's /docs.
+
+Bad input gets a 4xx naming the problem before it reaches a batch, so it never
+affects the other requests batched with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from contextlib import asynccontextmanager
+from functools import partial
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.datastructures import UploadFile
+
+from serve.batcher import MicroBatcher
+from serve.images import BadInput, decode_image, parse_json_batch
+from serve.metrics import Metrics
+from serve.model import LoadedModel
+from serve.reload import ModelHolder
+from serve.settings import Settings
+
+log = logging.getLogger("serve")
+ROUTES = ("/predict", "/health", "/ready", "/metrics", "/docs", "/openapi.json")
+OFFLOAD_BYTES = 256 << 10  # bodies above this are decoded in a thread, off the event loop
+HOW = 'send image files (multipart), one PNG/JPEG body, or JSON {"images": <uint8 (N, 32, 32, 3)>}'
+PREDICT_BODY = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                }
+            },
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": {"type": "object", "properties": {"images": {"type": "array"}}}},
+        }
+    }
+}
+
+
+def describe(model: LoadedModel, probs: np.ndarray, k: int) -> dict:
+    """One image's answer: top-k fine labels with their superclass, and the top superclass."""
+    top = np.argsort(-probs, kind="stable")[:k]
+    coarse = probs @ model.coarse_matrix
+    best = int(coarse.argmax())
+    return {
+        "top_k": [
+            {
+                "label": model.fine_names[i],
+                "coarse": model.coarse_names[model.fine_to_coarse[i]],
+                "probability": float(probs[i]),
+            }
+            for i in top.tolist()
+        ],
+        "coarse": {"label": model.coarse_names[best], "probability": float(coarse[best])},
+    }
+
+
+async def _multipart(request: Request, s: Settings) -> list[tuple[str, bytes]]:
+    form = await request.form(max_files=max(1, s.max_request_bytes // 64))
+    files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+    if not files:
+        raise BadInput(400, f"multipart body has no file part; {HOW}")
+    return [(f"file {f.filename or i!r}", await f.read()) for i, f in enumerate(files)]
+
+
+async def read_images(request: Request, s: Settings) -> np.ndarray:
+    """The request's images as uint8 (N, 32, 32, 3), or BadInput."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > s.max_request_bytes:
+        raise BadInput(413, f"request body of {length} bytes is over the {s.max_request_bytes}-byte limit")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if length == "0":
+        raise BadInput(400, f"empty request body; {HOW}")
+    if ctype == "multipart/form-data":
+        files = await _multipart(request, s)
+    else:
+        body = await request.body()
+        if len(body) > s.max_request_bytes:
+            raise BadInput(413, f"request body of {len(body)} bytes is over the {s.max_request_bytes}-byte limit")
+        if not body:
+            raise BadInput(400, f"empty request body; {HOW}")
+        if ctype == "application/json":
+            try:
+                return parse_json_batch(json.loads(body))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise BadInput(400, f"body is not valid JSON ({exc}); {HOW}") from None
+        if ctype not in ("image/png", "image/jpeg", "application/octet-stream", ""):
+            raise BadInput(415, f"content type {ctype!r} not accepted; {HOW}")
+        files = [("body", body)]
+
+    def decode() -> np.ndarray:
+        return np.stack([decode_image(data, name, s.max_image_pixels) for name, data in files])
+
+    if sum(len(d) for _, d in files) > OFFLOAD_BYTES:
+        return await asyncio.to_thread(decode)
+    return decode()
+
+
+def set_torch_threads(device: str) -> None:
+    """CPU forward passes use all cores but one (SERVE_TORCH_THREADS to choose): the event loop
+    that reads requests needs a core of its own, and idle OpenMP threads spin on theirs."""
+    import torch
+
+    wanted = os.environ.get("SERVE_TORCH_THREADS", "")
+    if wanted.isdigit() and int(wanted) > 0:
+        torch.set_num_threads(int(wanted))
+    elif device == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))
+
+
+def _forward(holder: ModelHolder, metrics: Metrics):
+    def run_batch(images: np.ndarray) -> list:
+        model = holder.current  # held for the whole batch: a swap meanwhile does not touch it
+        probs, emb = model.predict(images)
+        metrics.predictions(probs, model.fine_names)
+        if model.monitor is not None:
+            try:
+                model.monitor.observe(images, probs, emb)
+                metrics.drift(model.monitor.status())
+            except Exception:  # monitoring must never fail a prediction
+                log.exception("serve: drift monitor failed on a batch")
+        return [(model, row) for row in probs]
+
+    return run_batch
+
+
+class _Count:
+    """Request count and latency by route and status (plain ASGI: BaseHTTPMiddleware costs ~1 ms a request)."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        route = scope["path"] if scope["path"] in ROUTES else "other"
+        start, status = time.perf_counter(), [500]
+
+        async def send_status(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self.metrics.latency.labels(route=route).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(route=route, status=str(status[0])).inc()
+
+
+def create_app(settings: Settings, holder: ModelHolder | None = None, follow: bool = True) -> FastAPI:
+    """The app; `follow` starts the thread that loads the model and follows the alias."""
+    metrics = holder.metrics if holder else Metrics()
+    holder = holder or ModelHolder(settings, metrics)
+    threads = partial(set_torch_threads, holder.device)
+    batcher = MicroBatcher(_forward(holder, metrics), settings.max_batch_size, settings.max_wait_ms / 1000, threads)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if follow:
+            holder.start()
+        batcher.start()
+        yield
+        await batcher.stop()
+        holder.stop()
+
+    app = FastAPI(title="CIFAR-100 classifier", version="1", lifespan=lifespan)
+    app.state.holder, app.state.metrics, app.state.batcher = holder, metrics, batcher
+
+    app.add_middleware(_Count, metrics=metrics)
+
+    @app.post("/predict", openapi_extra=PREDICT_BODY)
+    async def predict(request: Request, k: int | None = None) -> JSONResponse:
+        """Top-k fine labels (with superclass) and the top superclass for each image."""
+        model = holder.current
+        if model is None:
+            raise HTTPException(503, f"no model loaded yet ({holder.last_error or 'loading'})")
+        k = settings.top_k if k is None else k
+        if not 1 <= k <= len(model.fine_names):
+            raise HTTPException(422, f"k={k}: must be 1..{len(model.fine_names)}")
+        batcher.arriving += 1
+        try:
+            images = await read_images(request, settings)
+        except BadInput as exc:
+            raise HTTPException(exc.status, exc.message) from None
+        finally:
+            batcher.arriving -= 1
+        results = await batcher.submit(images)
+        used = results[0][0]
+        answers = [describe(m, row, k) for m, row in results]
+        # A JSONResponse directly: the answer is plain JSON types, FastAPI's encoder pass is not needed.
+        return JSONResponse({"model": used.name, "version": used.version, "alias": used.alias, "predictions": answers})
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        model = holder.current
+        if model is None:
+            return JSONResponse({"ready": False, "error": holder.last_error}, status_code=503)
+        body = {"ready": True, "model": model.name, "version": model.version, "alias": model.alias}
+        return JSONResponse({**body, "device": model.device, "last_error": holder.last_error})
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,88 @@
+"""Typed server settings: params.yaml's `serve:` section, then SERVE_* environment overrides.
+
+MLFLOW_TRACKING_URI picks the registry (default: the project's sqlite store next
+to params.yaml, as the stages use); SERVE_HOST/SERVE_PORT where to listen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from stages.lib import params
+from stages.lib.cli import PipelineError
+
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8080
+
+
+@dataclass(frozen=True)
+class Settings:
+    tracking_uri: str
+    model_name: str  # the registered model (params register.model_name)
+    model: str  # an alias to follow (champion) or a version number to pin
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    max_batch_size: int = 64
+    max_wait_ms: float = 5.0
+    poll_interval_s: float = 10.0
+    top_k: int = 5
+    max_request_bytes: int = 8 << 20
+    max_image_pixels: int = 4096 * 4096
+    device: str = "auto"
+
+    @property
+    def pinned(self) -> bool:
+        """A version number never moves, so it is not polled."""
+        return self.model.isdigit()
+
+
+# env var -> (settings field, type); each overrides the params value when set and non-empty.
+ENV = {
+    "SERVE_MODEL": ("model", str),
+    "SERVE_HOST": ("host", str),
+    "SERVE_PORT": ("port", int),
+    "SERVE_MAX_BATCH_SIZE": ("max_batch_size", int),
+    "SERVE_MAX_WAIT_MS": ("max_wait_ms", float),
+    "SERVE_POLL_INTERVAL_S": ("poll_interval_s", float),
+    "SERVE_DEVICE": ("device", str),
+}
+
+
+def _override(values: dict, env: Mapping[str, str]) -> dict:
+    for var, (key, kind) in ENV.items():
+        raw = env.get(var, "").strip()
+        if not raw:
+            continue
+        try:
+            values[key] = kind(raw)
+        except ValueError:
+            raise PipelineError(f"{var}={raw!r} is not a valid {kind.__name__}; unset it or fix the value") from None
+    return values
+
+
+def _check(s: Settings) -> Settings:
+    if not s.model or not (s.model.isdigit() or s.model.replace("_", "").replace("-", "").isalnum()):
+        raise PipelineError(f"serve model {s.model!r}: give an alias such as champion or a version number")
+    if s.device not in ("auto", "cpu", "cuda"):
+        raise PipelineError(f"SERVE_DEVICE={s.device!r}: use auto, cpu or cuda")
+    for key in ("port", "max_batch_size", "poll_interval_s"):
+        if getattr(s, key) <= 0:
+            raise PipelineError(f"serve {key} must be > 0, got {getattr(s, key)!r}")
+    if s.max_wait_ms < 0:
+        raise PipelineError(f"serve max_wait_ms must be >= 0, got {s.max_wait_ms!r}")
+    return s
+
+
+def load(params_path: str | Path = "params.yaml", env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from params.yaml (validated by stages.lib.params) and the environment."""
+    from stages.lib import tracking
+
+    env = os.environ if env is None else env
+    cfg = params.load(params_path)
+    values = dataclasses.asdict(cfg.serve)
+    values["tracking_uri"] = env.get("MLFLOW_TRACKING_URI") or tracking.local_store(Path(params_path).parent)[0]
+    values["model_name"] = cfg.register.model_name
+    return _check(Settings(**_override(values, env)))
