@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "register")
+STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "profile", "register")
 EXECUTORS = ("local", "docker")
 
 

@@ -23,7 +23,7 @@ def _tags(sha: str, card: dict, metrics: dict) -> dict[str, str]:
     return tags
 
 
-def _new_version(client, cfg: params.Params, model_dir: Path, sha: str, tags: dict) -> str:
+def _new_version(client, cfg: params.Params, model_dir: Path, sha: str, tags: dict, extra: tuple[Path, ...]) -> str:
     """Log the servable model to its training run and register it; return the version."""
     import mlflow
     import torch
@@ -40,11 +40,11 @@ def _new_version(client, cfg: params.Params, model_dir: Path, sha: str, tags: di
         with mlflow.start_run(run_name="register") as run:
             mlflow.set_tag(tracking.MODEL_TAG, sha)
             run_id = run.info.run_id
-    source = registry.log_model(client, run_id, serving, card["num_classes"], Path(stages.__file__).parent)
+    source = registry.log_model(client, run_id, serving, card["num_classes"], Path(stages.__file__).parent, extra)
     return registry.create_version(client, cfg.register.model_name, source, run_id, tags)
 
 
-def register(cfg: params.Params, model_dir: Path, metrics_path: Path, out: Path) -> dict:
+def register(cfg: params.Params, model_dir: Path, metrics_path: Path, profile_path: Path, out: Path) -> dict:
     from mlflow import MlflowClient
 
     from stages.lib import registry, tracking
@@ -52,6 +52,7 @@ def register(cfg: params.Params, model_dir: Path, metrics_path: Path, out: Path)
     fsio.remove(out)
     cli.require(model_dir / "model.json", model_dir / "model.pt", producer="train")
     cli.require(metrics_path, producer="evaluate")
+    cli.require(profile_path, producer="profile")
     card = fsio.read_json(model_dir / "model.json")
     metrics = fsio.read_json(metrics_path)
     top1 = float(metrics["test"]["top1"])
@@ -61,7 +62,7 @@ def register(cfg: params.Params, model_dir: Path, metrics_path: Path, out: Path)
     version = registry.find_version(client, name, tracking.MODEL_TAG, sha)
     is_new = version is None
     if is_new:
-        version = _new_version(client, cfg, model_dir, sha, _tags(sha, card, metrics))
+        version = _new_version(client, cfg, model_dir, sha, _tags(sha, card, metrics), (profile_path,))
         client.set_registered_model_alias(name, registry.CHALLENGER, version)
     current = registry.champion(client, name)
     if current and current[0] == version:
@@ -84,9 +85,9 @@ def register(cfg: params.Params, model_dir: Path, metrics_path: Path, out: Path)
 
 
 def _main(argv) -> None:
-    args = cli.parser(__doc__.splitlines()[0], "model", "metrics", "out").parse_args(argv)
+    args = cli.parser(__doc__.splitlines()[0], "model", "metrics", "profile", "out").parse_args(argv)
     cfg = params.load(args.params)
-    result = register(cfg, Path(args.model), Path(args.metrics), Path(args.out))
+    result = register(cfg, Path(args.model), Path(args.metrics), Path(args.profile), Path(args.out))
     print(f"register: {result['model']} v{result['version']} {result['aliases']} ({result['reason']})")
 
 

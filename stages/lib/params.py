@@ -133,6 +133,16 @@ class RegisterParams:
 
 
 @dataclass(frozen=True)
+class ProfileParams:
+    """The drift monitor's reference profile (stages/profile.py)."""
+
+    images: int = rule(ge=10)  # test images sampled into the profile (all when fewer)
+    pca_components: int = rule(ge=1, le=64)  # embedding dimensions kept
+    batch_size: int = rule(ge=1)
+    seed: int = rule(ge=0)
+
+
+@dataclass(frozen=True)
 class MlflowParams:
     experiment: str
 
@@ -146,6 +156,7 @@ class Params:
     train: TrainParams
     evaluate: EvaluateParams
     register: RegisterParams
+    profile: ProfileParams
     mlflow: MlflowParams
 
 

@@ -60,8 +60,10 @@ def signature(num_classes: int):
     )
 
 
-def log_model(client, run_id: str, serving, num_classes: int, code_dir: Path) -> str:
-    """Save `serving` as an MLflow pytorch model into the run's artifacts; return its source URI."""
+def log_model(client, run_id: str, serving, num_classes: int, code_dir: Path, extra_files=()) -> str:
+    """Save `serving` as an MLflow pytorch model into the run's artifacts; return its source URI.
+
+    `extra_files` (paths) land in the model's folder as `extra_files/<name>`."""
     import mlflow
     import torch
 
@@ -74,6 +76,7 @@ def log_model(client, run_id: str, serving, num_classes: int, code_dir: Path) ->
             signature=signature(num_classes),
             input_example=example,
             code_paths=[str(code_dir)],  # the pickled module's classes import from here
+            extra_files=[str(p) for p in extra_files] or None,
             pip_requirements=[
                 f"torch=={torch.__version__.split('+')[0]}",
                 f"numpy=={np.__version__}",
