@@ -160,12 +160,16 @@ class DriftMonitor:
     def observe(self, images: np.ndarray, probs: np.ndarray | None = None, embedding: np.ndarray | None = None) -> None:
         """Add a batch: uint8 (N, 32, 32, 3), probs (N, C) or None, embedding (N, D) or None."""
         rows = self.features(images, probs, embedding)
-        classes = np.asarray(probs).argmax(axis=1) if probs is not None else np.full(len(rows), -1)
+        self.add(rows, np.asarray(probs).argmax(axis=1) if probs is not None else np.full(len(rows), -1))
+
+    def add(self, rows: np.ndarray, classes: np.ndarray) -> None:
+        """Add precomputed feature rows (N, len(self.names)) and predicted classes (N,) (-1: none)."""
         with self._lock:
-            for row, cls in zip(rows[-self.window :], classes[-self.window :]):
-                self._values[self._next] = row
-                self._classes[self._next] = cls
-                self._next = (self._next + 1) % self.window
+            rows, classes = rows[-self.window :], classes[-self.window :]
+            slots = (self._next + np.arange(len(rows))) % self.window
+            self._values[slots] = rows
+            self._classes[slots] = classes
+            self._next = (self._next + len(rows)) % self.window
             self._filled = min(self.window, self._filled + len(rows))
             self._seen += len(rows)
             self._cached = None
