@@ -96,7 +96,7 @@ def class_pvalue(window_classes: np.ndarray, reference_counts: np.ndarray) -> tu
 
 
 def score_of(p_corrected: float) -> float:
-    return min(MAX_SCORE, -math.log10(max(p_corrected, 10.0**-MAX_SCORE)))
+    return min(MAX_SCORE, max(0.0, -math.log10(max(p_corrected, 10.0**-MAX_SCORE))))
 
 
 def load_profile(path_or_dict) -> dict:

@@ -225,3 +225,31 @@ def test_profile_file_round_trip(profile, tmp_path):
     rng = np.random.default_rng(9)
     mon.observe(images(12, rng), *outputs(12, rng))
     assert mon.status().details["tests"]  # min_fill reached before the window is full
+
+
+# ---- the serving model's embedding -------------------------------------------------
+@pytest.mark.parametrize("arch, width", [("small", 128), ("resnet9", 512)])
+def test_forward_with_embedding_gives_forwards_probs_and_the_penultimate_width(arch, width):
+    import torch
+
+    from stages.lib import model
+
+    torch.manual_seed(0)
+    serving = model.ServingModel(model.build(arch, 7), [0.5] * 3, [0.25] * 3).eval()
+    x = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        probs, emb = serving.forward_with_embedding(x)
+        assert torch.equal(probs, serving(x))
+    assert probs.shape == (3, 7) and emb.shape == (3, width) and probs.dtype == torch.float32
+
+
+def test_forward_with_embedding_needs_a_sequential_net_with_a_linear_head():
+    import torch
+
+    from stages.lib import model
+
+    x = torch.zeros((1, 32, 32, 3), dtype=torch.uint8)
+    with pytest.raises(TypeError, match="needs an nn.Sequential net, got Conv2d"):
+        model.ServingModel(torch.nn.Conv2d(3, 3, 1), [0.5] * 3, [0.25] * 3).forward_with_embedding(x)
+    with pytest.raises(TypeError, match="needs a net with a Linear classifier layer"):
+        model.ServingModel(torch.nn.Sequential(torch.nn.Flatten()), [0.5] * 3, [0.25] * 3).forward_with_embedding(x)
