@@ -69,7 +69,10 @@ def assess(profile: dict, images: np.ndarray, model_dir: Path | None, alpha: flo
 
         cli.require(model_dir / "model.json", model_dir / "model.pt", producer="train")
         probs, emb = outputs(serving_model(model_dir)[0], images, 500)
-    monitor.observe(images, probs, emb)
+    try:
+        monitor.observe(images, probs, emb)
+    except ValueError as exc:
+        raise PipelineError(f"{exc}: the model and the profile do not match") from None
     return monitor, monitor.status()
 
 
