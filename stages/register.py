@@ -4,6 +4,8 @@ A new version gets `challenger`; `champion` moves to it only when its test
 top-1 beats the current champion's by `register.promote_margin` (the first
 version always becomes champion). Weights already registered are not
 registered again. The decision goes to a JSON file (path from dvc.yaml).
+The profile stage's reference profile travels with the model as
+`extra_files/reference_profile.json` (what a server's drift monitor compares with).
 """
 
 from __future__ import annotations

@@ -253,3 +253,26 @@ def test_forward_with_embedding_needs_a_sequential_net_with_a_linear_head():
         model.ServingModel(torch.nn.Conv2d(3, 3, 1), [0.5] * 3, [0.25] * 3).forward_with_embedding(x)
     with pytest.raises(TypeError, match="needs a net with a Linear classifier layer"):
         model.ServingModel(torch.nn.Sequential(torch.nn.Flatten()), [0.5] * 3, [0.25] * 3).forward_with_embedding(x)
+
+
+def test_ks_on_the_presorted_reference_equals_scipys():
+    from scipy.stats import ks_2samp
+
+    rng = np.random.default_rng(10)
+    ref = rng.normal(0, 1, 3000)
+    for window in (rng.normal(0, 1, 500), rng.normal(0.2, 1, 500), np.round(rng.normal(0, 1, 200), 1)):
+        res = ks_2samp(window, ref, method="asymp")
+        assert drift.ks_sorted(window, np.sort(ref)) == pytest.approx((res.statistic, res.pvalue), rel=1e-9, abs=1e-300)
+
+
+def test_tests_rerun_only_after_retest_every_new_images(profile):
+    rng = np.random.default_rng(11)
+    mon = drift.DriftMonitor.from_profile(profile, window=100, retest_every=40)
+    mon.observe(images(100, rng), *outputs(100, rng))
+    clean = mon.status()
+    assert not clean.drifted
+    mon.observe(images(30, rng, shift=80), *outputs(30, rng))  # 30 < 40 new images: the last verdict stands
+    cached = mon.status()
+    assert (cached.score, cached.drifted, cached.filled) == (clean.score, False, 100)
+    mon.observe(images(10, rng, shift=80), *outputs(10, rng))  # 40 new: tested again
+    assert mon.status().drifted
