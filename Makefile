@@ -262,3 +262,27 @@ rollback: $(STAMP) ## move the champion alias back to the previous champion; ser
 
 serve-smoke: $(STAMP) ## smoke model in a sandbox, served; real PNGs, alias moved, reload checked; one JSON line
 	PIPELINE_EXECUTOR=local $(PY) scripts/serve_smoke.py
+
+# ---- drift monitoring, Prometheus and Grafana --------------------------------
+# The reference profile is the `profile` stage's output (reports/reference_profile.json,
+# logged with each registered model as extra_files/reference_profile.json).
+.PHONY: drift-report bench-drift monitoring-up monitoring-down monitoring-check
+PROFILE ?= reports/reference_profile.json
+DRIFT_OUT ?= reports/drift
+drift-report: $(STAMP) ## IMAGES=DIR|FILE.npy against the reference profile: reports/drift/drift_report.{html,png,json}
+	@test -n "$(IMAGES)" || { echo "drift-report: set IMAGES=DIR (PNG/JPEG files) or IMAGES=FILE.npy (uint8 N,32,32,3)"; exit 2; }
+	$(PY) -m scripts.drift_report --images "$(IMAGES)" --profile "$(PROFILE)" --out "$(DRIFT_OUT)" \
+	    $(if $(wildcard models/model.pt),--model models)
+
+bench-drift: $(STAMP) ## false-alarm and detection rates of the drift monitor on real CIFAR-100 (CIFAR100_DIR=...)
+	$(PY) bench/drift.py
+
+monitoring-up: ## Prometheus on 127.0.0.1:9090 and Grafana on 127.0.0.1:3000, scraping the server on 127.0.0.1:8080
+	$(COMPOSE) --profile monitoring up -d prometheus grafana
+
+monitoring-down: ## stop Prometheus and Grafana
+	$(COMPOSE) --profile monitoring rm -fsv prometheus grafana
+
+monitoring-check: ## promtool: check the Prometheus config and rules, run the alert rules' unit tests
+	promtool check config monitoring/prometheus.yml
+	promtool test rules monitoring/tests/alerts_test.yml

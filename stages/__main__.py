@@ -14,7 +14,7 @@ import sys
 
 from stages.lib.cli import PipelineError
 
-STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "register")
+STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "profile", "register")
 EXECUTORS = ("local", "docker")
 
 

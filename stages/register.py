@@ -4,6 +4,8 @@ A new version gets `challenger`; `champion` moves to it only when its test
 top-1 beats the current champion's by `register.promote_margin` (the first
 version always becomes champion). Weights already registered are not
 registered again. The decision goes to a JSON file (path from dvc.yaml).
+The profile stage's reference profile travels with the model as
+`extra_files/reference_profile.json` (what a server's drift monitor compares with).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ def _tags(sha: str, card: model_card.ModelCard, metrics: dict) -> dict[str, str]
     return tags
 
 
-def _new_version(client, cfg: params.Params, model_dir: Path, sha: str, tags: dict) -> str:
+def _new_version(client, cfg: params.Params, model_dir: Path, sha: str, tags: dict, extra: tuple[Path, ...]) -> str:
     """Log the servable model to its training run and register it; return the version."""
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -40,7 +42,7 @@ def _new_version(client, cfg: params.Params, model_dir: Path, sha: str, tags: di
             run_id = run.info.run_id
     source = registry.logged_model(client, run_id)  # logged by an earlier run the registry refused
     if source is None:
-        code_dir, extra = Path(stages.__file__).parent, [model_card.card_path(model_dir)]
+        code_dir, extra = Path(stages.__file__).parent, [model_card.card_path(model_dir), *extra]
         source = registry.log_model(client, run_id, serving, card.num_classes, code_dir, extra)
     lineage.record(client, run_id, model_dir)  # what `make reproduce` rebuilds it from
     try:
@@ -92,7 +94,7 @@ def _decide(client, name: str, version: str, is_new: bool, top1: float, margin: 
     return decision
 
 
-def register(cfg: params.Params, model_dir: Path, metrics_path: Path, out: Path) -> dict:
+def register(cfg: params.Params, model_dir: Path, metrics_path: Path, profile_path: Path, out: Path) -> dict:
     from mlflow import MlflowClient
 
     from stages.lib import registry, sweepmode, tracking
@@ -100,6 +102,7 @@ def register(cfg: params.Params, model_dir: Path, metrics_path: Path, out: Path)
     fsio.remove(out)
     card = model_card.load(model_dir)
     cli.require(metrics_path, producer="evaluate")
+    cli.require(profile_path, producer="profile")
     metrics = fsio.read_json(metrics_path)
     top1 = float(metrics["test"]["top1"])
     sha = model_card.weights_sha256(model_dir)
@@ -108,7 +111,7 @@ def register(cfg: params.Params, model_dir: Path, metrics_path: Path, out: Path)
     version = _registered(client, name, sha)
     is_new = version is None
     if is_new:
-        version = _new_version(client, cfg, model_dir, sha, _tags(sha, card, metrics))
+        version = _new_version(client, cfg, model_dir, sha, _tags(sha, card, metrics), (profile_path,))
         client.set_registered_model_alias(name, registry.CHALLENGER, version)
     with sweepmode.alias_lock(client.tracking_uri, name):  # another register may decide at once
         decision = _decide(client, name, version, is_new, top1, cfg.register.promote_margin)
@@ -125,11 +128,16 @@ def register(cfg: params.Params, model_dir: Path, metrics_path: Path, out: Path)
 
 
 def _main(argv) -> None:
-    args = cli.parser(__doc__.splitlines()[0], "model", "metrics", "out").parse_args(argv)
+    args = cli.parser(__doc__.splitlines()[0], "model", "metrics", "profile", "out").parse_args(argv)
     cfg = params.load(args.params)
+<<<<<<< HEAD
     result = register(cfg, Path(args.model), Path(args.metrics), Path(args.out))
     again = "" if result["new_version"] else "already registered: "
     print(f"register: {again}{result['model']} v{result['version']} {result['aliases']} ({result['reason']})")
+=======
+    result = register(cfg, Path(args.model), Path(args.metrics), Path(args.profile), Path(args.out))
+    print(f"register: {result['model']} v{result['version']} {result['aliases']} ({result['reason']})")
+>>>>>>> drift
 
 
 def main(argv=None) -> int:

@@ -120,5 +120,24 @@ class ServingModel(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.permute(0, 3, 1, 2).float()
-        return torch.softmax(self.net((x - self.mean) / self.std), dim=1)
+        return torch.softmax(self.net(self._normalise(images)), dim=1)
+
+    def forward_with_embedding(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 (N, 32, 32, 3) -> (probs (N, C) float32, embedding (N, D)): D is the width that
+        feeds the last Linear layer (the penultimate layer); probs equal forward()'s."""
+        head = _head_start(self.net)
+        embedding = self.net[:head](self._normalise(images))
+        return torch.softmax(self.net[head:](embedding), dim=1), embedding
+
+    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
+        return (images.permute(0, 3, 1, 2).float() - self.mean) / self.std
+
+
+def _head_start(net: nn.Module) -> int:
+    """Index of the last Linear layer of a Sequential net: what comes before it is the embedding."""
+    if not isinstance(net, nn.Sequential):
+        raise TypeError(f"forward_with_embedding needs an nn.Sequential net, got {type(net).__name__}")
+    linear = [i for i, layer in enumerate(net) if isinstance(layer, nn.Linear)]
+    if not linear:
+        raise TypeError("forward_with_embedding needs a net with a Linear classifier layer")
+    return linear[-1]

@@ -146,6 +146,16 @@ class RegisterParams:
 
 
 @dataclass(frozen=True, config=_SECTION)
+class ProfileParams:
+    """The drift monitor's reference profile (stages/profile.py)."""
+
+    images: Annotated[Int, Field(ge=10)]  # test images sampled into the profile (all when fewer)
+    pca_components: Annotated[Int, Field(ge=1, le=64)]  # embedding dimensions kept
+    batch_size: Annotated[Int, Field(ge=1)]
+    seed: Annotated[Int, Field(ge=0)]
+
+
+@dataclass(frozen=True, config=_SECTION)
 class MlflowParams:
     experiment: Str
 
@@ -181,6 +191,7 @@ class Params:
     train: TrainParams
     evaluate: EvaluateParams
     register: RegisterParams
+    profile: ProfileParams
     mlflow: MlflowParams
     sweep: SweepParams
     serve: ServeParams

@@ -68,8 +68,8 @@ def docker_run(tmp_path_factory, base_image):
 def test_each_stage_runs_in_its_own_container(docker_run):
     _, out = docker_run
     ids = launched(out)
-    assert list(ids) == ["ingest", "validate", "preprocess", "train", "evaluate", "register"]
-    assert len(set(ids.values())) == 6
+    assert list(ids) == ["ingest", "validate", "preprocess", "train", "evaluate", "profile", "register"]
+    assert len(set(ids.values())) == 7
 
 
 def test_outputs_belong_to_the_invoking_user_and_a_champion_exists(docker_run):

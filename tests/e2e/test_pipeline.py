@@ -12,7 +12,7 @@ from stages.lib import model as model_lib
 from tests.conftest import write_params
 from tests.e2e.conftest import dvc, ran, sandbox
 
-STAGES = ["ingest", "validate", "preprocess", "train", "evaluate", "register"]
+STAGES = ["ingest", "validate", "preprocess", "train", "evaluate", "profile", "register"]
 pytestmark = pytest.mark.slow
 
 
@@ -88,7 +88,7 @@ def test_a_train_param_reruns_only_train_and_after(repo):
     raw["recipes"]["fast"]["epochs"] = 2  # a train param; fewer epochs keep the rerun short
     write_params(root / "params.yaml", raw)
     out = dvc(root, "repro").stdout
-    assert ran(out) == ["train", "evaluate", "register"]
+    assert ran(out) == ["train", "evaluate", "profile", "register"]
     for name in ("ingest", "validate", "preprocess"):
         assert f"Stage '{name}' didn't change, skipping" in out
     after = _lock(root)

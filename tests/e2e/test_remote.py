@@ -118,7 +118,7 @@ def test_the_pipeline_ran_and_registered_on_the_server(flow):
     import mlflow
     from mlflow import MlflowClient
 
-    assert ran(flow["log"][1]) == ["ingest", "validate", "preprocess", "train", "evaluate", "register"]
+    assert ran(flow["log"][1]) == ["ingest", "validate", "preprocess", "train", "evaluate", "profile", "register"]
     assert "mlflow-check: " in flow["log"][1] and flow["server"].version in flow["log"][1]
     server = flow["server"]
     os.environ.update(server.env)

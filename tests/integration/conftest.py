@@ -41,7 +41,7 @@ def trained_template(tmp_path_factory, base_params) -> Path:
     saved = {k: os.environ.pop(k, None) for k in ("MLFLOW_TRACKING_URI", "PIPELINE_EXECUTOR")}
     os.chdir(root)
     try:
-        for name in ("ingest", "validate", "preprocess", "train"):
+        for name in ("ingest", "validate", "preprocess", "train", "profile"):
             assert run_stage(name) == 0, name
     finally:
         os.chdir(old)

@@ -10,7 +10,8 @@ from tests.conftest import ROOT
 
 def test_unknown_stage_prints_usage(capsys):
     assert entry.main(["fit"]) == 2
-    assert "usage: python -m stages {ingest,validate,preprocess,train,evaluate,register}" in capsys.readouterr().err
+    usage = "usage: python -m stages {ingest,validate,preprocess,train,evaluate,profile,register}"
+    assert usage in capsys.readouterr().err
     assert entry.main([]) == 2
 
 

@@ -1,0 +1,112 @@
+"""The monitoring stack's files: Grafana provisioning and dashboard JSON, the Prometheus
+config and alert rules (promtool), and the compose profile that runs them."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from tests.support import prometheus
+
+ROOT = Path(__file__).resolve().parents[2]
+MON = ROOT / "monitoring"
+# The serving contract's metric names (a histogram also has _bucket, _sum and _count series).
+CONTRACT = {
+    "cifar100_drift_score",
+    "cifar100_drift_detected",
+    "cifar100_model_info",
+    "cifar100_requests_total",
+    "cifar100_request_latency_seconds",
+    "cifar100_batch_size",
+    "cifar100_predicted_class_total",
+    "cifar100_confidence",
+    "cifar100_model_reload_failures_total",
+}
+
+
+def _yaml(path: Path):
+    return YAML(typ="safe", pure=True).load(path.read_text())
+
+
+def _metrics(expr: str) -> set[str]:
+    return {re.sub(r"_(bucket|sum|count)$", "", m) for m in re.findall(r"cifar100_[a-z_]+", expr)}
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict:
+    return json.loads((MON / "grafana" / "dashboards" / "cifar100-serve.json").read_text())
+
+
+def test_dashboard_is_valid_and_reads_only_contract_metrics_from_the_provisioned_source(dashboard):
+    (source,) = _yaml(MON / "grafana" / "provisioning" / "datasources" / "prometheus.yml")["datasources"]
+    assert source["type"] == "prometheus" and source["url"] == "http://127.0.0.1:9090"
+    panels = dashboard["panels"]
+    assert dashboard["uid"] and dashboard["title"] and panels
+    assert len({p["id"] for p in panels}) == len(panels)
+    used = set()
+    for panel in panels:
+        assert set(panel["gridPos"]) == {"x", "y", "w", "h"} and panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
+        assert panel["datasource"]["uid"] == source["uid"], panel["title"]
+        assert panel["targets"] and len({t["refId"] for t in panel["targets"]}) == len(panel["targets"])
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == source["uid"] and target["expr"].strip()
+            used |= _metrics(target["expr"])
+    assert used <= CONTRACT, used - CONTRACT
+    assert {"cifar100_drift_score", "cifar100_drift_detected", "cifar100_request_latency_seconds"} <= used
+
+
+def test_dashboard_provider_reads_the_folder_compose_mounts():
+    (provider,) = _yaml(MON / "grafana" / "provisioning" / "dashboards" / "cifar100.yml")["providers"]
+    grafana = _yaml(ROOT / "docker-compose.yml")["services"]["grafana"]
+    mounts = dict(v.removesuffix(":ro").split(":", 1) for v in grafana["volumes"])
+    assert mounts["${PROJECT_DIR}/monitoring/grafana/dashboards"] == provider["options"]["path"]
+    assert mounts["${PROJECT_DIR}/monitoring/grafana/provisioning"] == "/etc/grafana/provisioning"
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert Path(home).name == "cifar100-serve.json" and Path(home).parent == Path(provider["options"]["path"])
+
+
+def test_compose_profile_runs_prometheus_on_the_repo_config():
+    services = _yaml(ROOT / "docker-compose.yml")["services"]
+    for name in ("prometheus", "grafana"):
+        assert services[name]["profiles"] == ["monitoring"] and services[name]["network_mode"] == "host"
+    assert "profiles" not in services["dvc-runner"]  # `make run` is unchanged
+    prom = services["prometheus"]
+    assert prom["volumes"] == ["${PROJECT_DIR}/monitoring:/etc/prometheus:ro"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prom["command"]
+
+
+def test_prometheus_scrapes_the_servers_default_address_and_loads_the_rules():
+    config = _yaml(MON / "prometheus.yml")
+    (job,) = config["scrape_configs"]
+    assert job["job_name"] == "cifar100-serve" and job["static_configs"] == [{"targets": ["127.0.0.1:8080"]}]
+    assert config["rule_files"] == ["alerts.yml"]
+
+
+def test_alert_rules_cover_drift_errors_and_latency_on_contract_metrics():
+    rules = {r["alert"]: r for g in _yaml(MON / "alerts.yml")["groups"] for r in g["rules"]}
+    assert {"Cifar100InputDrift", "Cifar100HighErrorRate", "Cifar100HighP99Latency"} <= set(rules)
+    assert rules["Cifar100InputDrift"]["expr"].strip() == "cifar100_drift_detected == 1"
+    assert 'status=~"5.."' in rules["Cifar100HighErrorRate"]["expr"]
+    assert "histogram_quantile(0.99" in rules["Cifar100HighP99Latency"]["expr"]
+    for rule in rules.values():
+        assert _metrics(rule["expr"]) <= CONTRACT
+        assert rule["labels"]["severity"] in {"warning", "critical"} and rule["annotations"]["summary"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "rules", "monitoring/alerts.yml"],
+        ["check", "config", "monitoring/prometheus.yml"],
+        ["test", "rules", "monitoring/tests/alerts_test.yml"],
+    ],
+    ids=["check-rules", "check-config", "rule-unit-tests"],
+)
+def test_promtool_passes(args):
+    done = subprocess.run([prometheus.binary("promtool"), *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
