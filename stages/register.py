@@ -130,14 +130,9 @@ def register(cfg: params.Params, model_dir: Path, metrics_path: Path, profile_pa
 def _main(argv) -> None:
     args = cli.parser(__doc__.splitlines()[0], "model", "metrics", "profile", "out").parse_args(argv)
     cfg = params.load(args.params)
-<<<<<<< HEAD
-    result = register(cfg, Path(args.model), Path(args.metrics), Path(args.out))
+    result = register(cfg, Path(args.model), Path(args.metrics), Path(args.profile), Path(args.out))
     again = "" if result["new_version"] else "already registered: "
     print(f"register: {again}{result['model']} v{result['version']} {result['aliases']} ({result['reason']})")
-=======
-    result = register(cfg, Path(args.model), Path(args.metrics), Path(args.profile), Path(args.out))
-    print(f"register: {result['model']} v{result['version']} {result['aliases']} ({result['reason']})")
->>>>>>> drift
 
 
 def main(argv=None) -> int:
