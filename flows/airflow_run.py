@@ -25,6 +25,7 @@ def airflow_bin() -> Path:
 
 def airflow_env(home: Path, project: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """os.environ plus a scratch SQLite Airflow home and the DAG's settings."""
+    home = home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__"))}
     env.update(

@@ -55,7 +55,7 @@ class RateLimit:
         try:
             return float(json.loads(self.path.read_text())["last_trigger"])
         except (OSError, ValueError, KeyError, TypeError):
-            return 0.0
+            return float("-inf")  # never triggered
 
     def allows(self, now: float) -> bool:
         return now - self.last() >= self.min_interval_s
