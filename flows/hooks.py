@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raise Fail("usage: python -m flows.hooks install [--force] | pre-push REMOTE [URL]")
     except Fail as exc:
-        print(f"pre-push: error: {redact(str(exc), settings())}", file=sys.stderr)
+        what = "pre-push" if argv[:1] == ["pre-push"] else "hooks"
+        print(f"{what}: error: {redact(str(exc), settings())}", file=sys.stderr)
         return 1
     return 0
 
