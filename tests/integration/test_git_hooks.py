@@ -78,3 +78,45 @@ def test_install_keeps_a_foreign_hook_and_pushed_revs_reads_git_input(tmp_path, 
     monkeypatch.chdir(tmp_path)
     assert hooks.pushed_revs(["refs/heads/x " + hooks.ZERO + " refs/heads/x abc", "garbage"], "origin") == []
     assert hooks.main(["bogus"]) == 1
+
+
+def _local_project(root: Path, remote: Path | None) -> str:
+    """The toy project with a local-folder DVC remote (or none); returns HEAD."""
+    root.mkdir()
+    (root / "make.py").write_text(STAGE)
+    (root / "dvc.yaml").write_text(DVC_YAML)
+    (root / "params.yaml").write_text("make:\n  n: 2\n")
+    sh(root, "git", "init", "-q", "-b", "main")
+    sh(root, sys.executable, "-m", "dvc", "init", "-q")
+    if remote is not None:
+        sh(root, sys.executable, "-m", "dvc", "remote", "add", "-q", "-d", "here", str(remote))
+    sh(root, sys.executable, "-m", "dvc", "repro", "-q")
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "commit", "-q", "-m", "results")
+    return sh(root, "git", "rev-parse", "HEAD").stdout.strip()
+
+
+def test_pre_push_in_process_pushes_then_refuses(tmp_path, monkeypatch, capsys):
+    remote = tmp_path / "remote"
+    head = _local_project(tmp_path / "p", remote)
+    monkeypatch.chdir(tmp_path / "p")
+    line = f"refs/heads/main {head} refs/heads/main {hooks.ZERO}"
+    assert hooks.pushed_revs([line], "origin") == [head]
+    hooks.pre_push("origin", [line])
+    assert "on the remote (3 file(s) sent)" in capsys.readouterr().err
+    assert len([p for p in remote.rglob("*") if p.is_file()]) == 3  # 2 files + the .dir listing
+    remote.rename(tmp_path / "gone")
+    remote.write_text("not a folder\n")  # the remote cannot take files now
+    (tmp_path / "p" / "params.yaml").write_text("make:\n  n: 3\n")
+    sh(tmp_path / "p", sys.executable, "-m", "dvc", "repro", "-q")
+    sh(tmp_path / "p", "git", "commit", "-qam", "more")
+    new = sh(tmp_path / "p", "git", "rev-parse", "HEAD").stdout.strip()
+    with pytest.raises(Fail, match="push refused: the DVC outputs of 1 pushed commit"):
+        hooks.pre_push("origin", [f"refs/heads/main {new} refs/heads/main {head}"])
+
+
+def test_pre_push_without_a_dvc_remote_names_the_fix(tmp_path, monkeypatch):
+    head = _local_project(tmp_path / "p", None)
+    monkeypatch.chdir(tmp_path / "p")
+    with pytest.raises(Fail, match="no default DVC remote"):
+        hooks.pre_push("origin", [f"refs/heads/main {head} refs/heads/main {hooks.ZERO}"])

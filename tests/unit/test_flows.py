@@ -216,3 +216,20 @@ def test_webhook_receiver_refuses_get():
     with WebhookReceiver() as hook:
         done = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", hook.url], capture_output=True)
     assert done.stdout in (b"405", b"")  # curl may be absent; the server must not crash either way
+
+
+def test_schedule_refuses_bad_settings_in_one_line(tmp_path, monkeypatch, capsys):
+    from flows import serve
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AUTOMATION_CRON", "every night")
+    assert serve.main() == 1
+    assert capsys.readouterr().err.strip() == (
+        "schedule: error: AUTOMATION_CRON='every night' in the environment or .env: give 5 cron fields, e.g. '0 2 * * *'"
+    )
+
+
+def test_notify_cli_without_targets(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AUTOMATION_NOTIFY_URLS", raising=False)
+    assert notify.main(["info", "title", "body"]) == 0
