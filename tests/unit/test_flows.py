@@ -225,7 +225,8 @@ def test_schedule_refuses_bad_settings_in_one_line(tmp_path, monkeypatch, capsys
     monkeypatch.setenv("AUTOMATION_CRON", "every night")
     assert serve.main() == 1
     assert capsys.readouterr().err.strip() == (
-        "schedule: error: AUTOMATION_CRON='every night' in the environment or .env: give 5 cron fields, e.g. '0 2 * * *'"
+        "schedule: error: AUTOMATION_CRON='every night' in the environment or .env: "
+        "give 5 cron fields, e.g. '0 2 * * *'"
     )
 
 
