@@ -66,6 +66,7 @@ def run_env(project: Path, executor: str, hook_url: str) -> dict[str, str]:
             "AUTOMATION_NOTIFY_URLS": hook_url,
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
             "PYTHONPATH": str(ROOT),
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",  # 20 s is too short on busy cores
         }
     )
     return env

@@ -126,9 +126,9 @@ def test_airflow_dag_imports_without_errors(airflow_home, sandbox):
     aenv = airflow_env(airflow_home, project, env)
     code = (
         "from airflow.dag_processing.dagbag import DagBag; import json, os;"
-        "b = DagBag(os.environ['AIRFLOW__CORE__DAGS_FOLDER'], include_examples=False);"
+        "b = DagBag(os.environ['AIRFLOW__CORE__DAGS_FOLDER']);"
         "print(json.dumps({'errors': {k: str(v) for k, v in b.import_errors.items()},"
-        "'tasks': [t.task_id for t in b.get_dag('cifar100_retrain').tasks]}))"
+        "'tasks': [t.task_id for t in b.dags['cifar100_retrain'].tasks]}))"
     )
     python = str(airflow_bin().parent / "python")
     done = subprocess.run([python, "-c", code], env=aenv, capture_output=True, text=True, timeout=300)
