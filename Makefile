@@ -286,3 +286,23 @@ monitoring-down: ## stop Prometheus and Grafana
 monitoring-check: ## promtool: check the Prometheus config and rules, run the alert rules' unit tests
 	promtool check config monitoring/prometheus.yml
 	promtool test rules monitoring/tests/alerts_test.yml
+
+# ---- automation above DVC (flows/): Prefect, Airflow, notifications, git hooks ----
+# Settings from the environment or .env (AUTOMATION_*, see .env.example); the
+# steps are the targets above (pull, run/run-local, push, git-sync), never a copy
+# of the DAG. Airflow lives in its own venv (.ci/setup-airflow.sh).
+.PHONY: retrain schedule hooks automation-smoke airflow-venv
+retrain: $(STAMP) ## run the Prefect flow once: pull, reproduce (docker; AUTOMATION_EXECUTOR=local), push, git sync, report
+	$(PY) -m flows.pipeline
+
+schedule: $(STAMP) ## serve the nightly Prefect deployment here (AUTOMATION_CRON) + the drift trigger (AUTOMATION_DRIFT_URL)
+	$(PY) -m flows.serve
+
+hooks: $(STAMP) ## opt-in pre-push hook: `git push` first pushes the DVC outputs the pushed commits' dvc.lock names
+	$(PY) -m flows.hooks install
+
+airflow-venv: ## build .venv-airflow (Airflow 3, kept apart from .venv; see README)
+	.ci/setup-airflow.sh
+
+automation-smoke: $(STAMP) airflow-venv ## Prefect flow + Airflow `dags test` on the smoke sandbox, one injected fault; one JSON line
+	$(PY) flows/smoke.py $(if $(filter docker,$(EXECUTOR)),--executor docker)

@@ -1,0 +1,69 @@
+"""Notifications on failure, promotion and drift, through Apprise.
+
+AUTOMATION_NOTIFY_URLS (environment or .env) holds Apprise URLs, space- or
+comma-separated: `json://host/path` for a plain webhook, `slack://...`,
+`mailtos://...` and the ~100 others Apprise knows. Empty: nothing is sent.
+Every title and body is scrubbed of the project's secrets (scripts.remote_common)
+before it leaves; a failed delivery is reported on stderr, never fails the run.
+`python -m flows.notify KIND TITLE BODY` sends one (the Airflow callback's way in).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+
+from scripts.remote_common import redact, settings
+
+KINDS = {"failure": "failure", "promotion": "success", "drift": "warning", "info": "info"}
+# Anything that looks like a credential in a URL (user:password@) is masked too.
+URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s:]+:[^/@\s]+@")
+
+
+def scrub(text: str, env: Mapping[str, str]) -> str:
+    return URL_CREDENTIALS.sub(r"\1***:***@", redact(text, env))
+
+
+def urls(raw: str) -> list[str]:
+    return [u for u in re.split(r"[\s,]+", raw) if u]
+
+
+def send(kind: str, title: str, body: str, notify_urls: str | None = None) -> bool:
+    """Send one notification to every configured URL; True when all took it (or none is configured)."""
+    import apprise
+
+    env = settings()
+    targets = urls(env.get("AUTOMATION_NOTIFY_URLS", "") if notify_urls is None else notify_urls)
+    if not targets:
+        return True
+    app = apprise.Apprise()
+    for url in targets:
+        if not app.add(url):
+            print(
+                f"notify: error: AUTOMATION_NOTIFY_URLS has a URL Apprise does not know: {scrub(url, env)}",
+                file=sys.stderr,
+            )
+    ok = bool(len(app)) and app.notify(
+        title=scrub(f"[cifar100] {title}", env),
+        body=scrub(body, env),
+        notify_type=KINDS.get(kind, "info"),
+    )
+    if not ok:
+        print(f"notify: error: the {kind} notification was not delivered to every URL", file=sys.stderr)
+    return bool(ok)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="send one automation notification through Apprise")
+    ap.add_argument("kind", choices=sorted(KINDS))
+    ap.add_argument("title")
+    ap.add_argument("body")
+    args = ap.parse_args(argv)
+    return 0 if send(args.kind, args.title, args.body) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

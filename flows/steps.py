@@ -1,0 +1,240 @@
+"""The automation's steps as the project's own entry points, and the one wrapper that runs them.
+
+Both engines (flows/pipeline.py under Prefect, flows/airflow/cifar100_retrain.py
+under Airflow) take their commands from `commands()` and run them through
+`run_step()`, so each step means the same thing in both and neither copies the
+DVC DAG: `reproduce` is `make run` (docker executor) or `make run-local`.
+
+A failed step is either transient (remote unreachable, MLflow 5xx, Docker daemon
+busy: retrying may help) or permanent (a failed validation, a bad param, any
+other error: retrying cannot). `python -m flows.steps --run ID STEP -- CMD...`
+exits 75 (EX_TEMPFAIL) for transient failures and 1 for permanent ones, which
+is how the Airflow DAG retries only the former. Stdlib only at import: the
+Airflow venv imports this module to build its DAG.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS = ("pull", "reproduce", "push", "git_sync", "report")
+EX_TEMPFAIL = 75
+FAULT_ENV = "AUTOMATION_FAULT"  # test hook: STEP fails once per run with a transient error
+FAULT_MESSAGE = "ERROR: unexpected error - Could not connect to the endpoint URL (injected fault, {step})"
+
+# Lower-cased fragments of a failed step's output. PERMANENT wins: a validation error that
+# mentions a timeout is still a validation error.
+PERMANENT = (
+    "validate: error",
+    "params.yaml:",
+    "paramserror",
+    "unknown key",
+    "must be one of",
+    "usage:",
+    "rejected the credentials",
+    "not up to date",
+    "uncommitted changes",
+)
+TRANSIENT = (
+    # remote unreachable (dvc, git, boto, httpx)
+    "could not connect",
+    "connection refused",
+    "connection reset",
+    "temporary failure in name resolution",
+    "could not resolve host",
+    "failed to connect",
+    "network is unreachable",
+    "remote end closed connection",
+    "read timed out",
+    "connect timeout",
+    "unreachable after",
+    "max retries exceeded",
+    # MLflow (or S3) answering 5xx
+    "internal server error",
+    "bad gateway",
+    "service unavailable",
+    "gateway timeout",
+    "status code 500",
+    "status code 502",
+    "status code 503",
+    "status code 504",
+    "(500)",
+    "(502)",
+    "(503)",
+    "(504)",
+    # Docker daemon busy or restarting
+    "docker daemon not reachable",
+    "cannot connect to the docker daemon",
+    "error during connect",
+    "device or resource busy",
+    "toomanyrequests",
+    "context deadline exceeded",
+)
+
+
+class StepFailed(Exception):
+    """A step exited non-zero; `transient` says whether a retry may help."""
+
+    def __init__(self, step: str, returncode: int, transient: bool, line: str):
+        kind = "transient" if transient else "permanent"
+        super().__init__(f"{step}: {kind} failure (exit {returncode}): {line}")
+        self.step, self.returncode, self.transient, self.line = step, returncode, transient, line
+
+
+@dataclass
+class StepResult:
+    step: str
+    output: str
+    seconds: float
+
+
+def classify(returncode: int, output: str) -> str:
+    """'ok', 'transient' or 'permanent' from a step's exit status and its output."""
+    if returncode == 0:
+        return "ok"
+    if returncode == EX_TEMPFAIL:
+        return "transient"
+    low = output.lower()
+    if any(s in low for s in PERMANENT):
+        return "permanent"
+    return "transient" if any(s in low for s in TRANSIENT) else "permanent"
+
+
+def last_line(output: str) -> str:
+    """The most telling line of a failed step's output (its last error line), for messages."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if re.search(r"\berror\b|fatal|refus|failed", ln, re.I)]
+    return (errors or lines or ["no output"])[-1][:300]
+
+
+def make_cmd(target: str, venv: Path) -> list[str]:
+    # STAMP= stops make from (re)installing the venv; the project's own target does the rest.
+    return ["make", "--no-print-directory", target, f"VENV={venv}", "STAMP="]
+
+
+def commands(executor: str, python: str, venv: Path) -> dict[str, list[str]]:
+    """Each step's entry-point command; `report` is this package's own summary."""
+    if executor not in ("docker", "local"):
+        raise ValueError(f"executor must be docker or local, got {executor!r}")
+    return {
+        "pull": [python, "-m", "scripts.remote", "pull"],
+        "reproduce": make_cmd("run" if executor == "docker" else "run-local", venv),
+        "push": [python, "-m", "scripts.remote", "push"],
+        "git_sync": [python, "-m", "scripts.git_sync"],
+        "report": [python, "-m", "flows.report"],
+    }
+
+
+def run_dir(project: Path, run_id: str) -> Path:
+    """Where one run keeps its step logs, attempts and start commit (<project>/.automation/runs/ID)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)[:120]
+    return project / ".automation" / "runs" / safe
+
+
+def step_env(project: Path, run: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """os.environ plus the code root on PYTHONPATH (scripts.*, flows.* import from any project dir)."""
+    env = {**os.environ, **(extra or {})}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env["AUTOMATION_RUN_DIR"] = str(run)
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    return env
+
+
+def _execute(cmd: list[str], cwd: Path, env: dict, timeout_s: float) -> tuple[int, str]:
+    """Run cmd in its own process group, output echoed and kept; on timeout the whole group goes."""
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+        return 124, f"{out}\nerror: step timed out after {timeout_s:g} s (AUTOMATION_TIMEOUT_*)"
+    return proc.returncode, out
+
+
+def _injected(step: str, run: Path) -> bool:
+    """True once per run for the step named in AUTOMATION_FAULT (a test hook)."""
+    if os.environ.get(FAULT_ENV) != step:
+        return False
+    marker = run / f"fault-{step}"
+    if marker.exists():
+        return False
+    marker.write_text("injected\n")
+    return True
+
+
+def skip_reason(step: str, project: Path) -> str | None:
+    """Why a step has nothing to do, or None. A project's first run has no dvc.lock: nothing to pull."""
+    if step == "pull" and not (project / "dvc.lock").exists():
+        return "pull: no dvc.lock yet, nothing to pull (first run)"
+    return None
+
+
+def run_step(step: str, cmd: list[str], project: Path, run: Path, timeout_s: float) -> StepResult:
+    """Run one step's command in the project; raise StepFailed (transient or not) when it fails."""
+    run.mkdir(parents=True, exist_ok=True)
+    if not (run / "start_rev").exists():  # the commit the run started from, for the metrics diff
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True)
+        (run / "start_rev").write_text(rev.stdout.strip() if rev.returncode == 0 else "")
+    with open(run / f"{step}.attempts", "a") as f:
+        f.write(f"{time.time():.3f}\n")
+    start = time.monotonic()
+    if _injected(step, run):
+        code, out = 1, FAULT_MESSAGE.format(step=step)
+    elif skip_reason(step, project):
+        code, out = 0, f"{skip_reason(step, project)}\n"
+    else:
+        code, out = _execute(cmd, project, step_env(project, run), timeout_s)
+    (run / f"{step}.log").write_text(out)
+    sys.stdout.write(out if out.endswith("\n") or not out else out + "\n")
+    kind = classify(code, out)
+    if kind != "ok":
+        raise StepFailed(step, code, kind == "transient", last_line(out))
+    return StepResult(step, out, time.monotonic() - start)
+
+
+def retries_in(run: Path) -> int:
+    """Retries made in a run: attempts beyond the first, over all steps."""
+    return sum(max(0, len(p.read_text().split()) - 1) for p in run.glob("*.attempts"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m flows.steps --run ID [--project DIR] [--timeout S] STEP -- CMD...` (the Airflow side)."""
+    import argparse
+
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index("--") if "--" in argv else len(argv)
+    ap = argparse.ArgumentParser(description="run one automation step; exit 75 when a retry may help")
+    ap.add_argument("--run", required=True, help="run id (one folder of step logs per run)")
+    ap.add_argument("--project", default=".", help="project directory (default: cwd)")
+    ap.add_argument("--timeout", type=float, default=6 * 3600, help="seconds before the step is stopped")
+    ap.add_argument("step", choices=STEPS)
+    args = ap.parse_args(argv[:split])
+    cmd = argv[split + 1 :]
+    if not cmd:
+        ap.error("give the step's command after --")
+    project = Path(args.project).resolve()
+    try:
+        run_step(args.step, cmd, project, run_dir(project, args.run), args.timeout)
+    except StepFailed as exc:
+        print(f"automation: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL if exc.transient else 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
