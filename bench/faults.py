@@ -477,8 +477,8 @@ def _checkpoint(root: Path) -> bool:
     return any((root / "checkpoints").glob("train-*.pt"))
 
 
-def _signal_train(sb: Sandbox, sig: signal.Signals, code: int) -> Expect:
-    sb.params(recipes={"fast": {"epochs": 30}})
+def _signal_train(sb: Sandbox, sig: signal.Signals, code: int, epochs: int = 30) -> Expect:
+    sb.params(recipes={"fast": {"epochs": epochs}})
     proc = sb.start(sb.stage_cmd("train"))
     wait_for(lambda: _checkpoint(sb.root), proc, timeout=180)
     os.killpg(proc.pid, sig)
@@ -490,8 +490,10 @@ def _signal_train(sb: Sandbox, sig: signal.Signals, code: int) -> Expect:
 
 
 def sigint_train_then_resume(sb):
-    exp = _signal_train(sb, signal.SIGINT, 130)
-    sb.params(recipes={"fast": {"epochs": 3}})  # a short rest of the run; other settings: a new fingerprint
+    exp = _signal_train(sb, signal.SIGINT, 130, epochs=4)  # interrupted in epoch 2 of 4
+    again = sb.stage("train")
+    if again.rc or "resuming after epoch" not in again.out:
+        exp.notes.append(f"the rerun did not resume (rc {again.rc})")
     return exp
 
 
