@@ -31,6 +31,8 @@ import tarfile
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -477,8 +479,8 @@ def _checkpoint(root: Path) -> bool:
     return any((root / "checkpoints").glob("train-*.pt"))
 
 
-def _signal_train(sb: Sandbox, sig: signal.Signals, code: int) -> Expect:
-    sb.params(recipes={"fast": {"epochs": 30}})
+def _signal_train(sb: Sandbox, sig: signal.Signals, code: int, epochs: int = 30) -> Expect:
+    sb.params(recipes={"fast": {"epochs": epochs}})
     proc = sb.start(sb.stage_cmd("train"))
     wait_for(lambda: _checkpoint(sb.root), proc, timeout=180)
     os.killpg(proc.pid, sig)
@@ -490,8 +492,10 @@ def _signal_train(sb: Sandbox, sig: signal.Signals, code: int) -> Expect:
 
 
 def sigint_train_then_resume(sb):
-    exp = _signal_train(sb, signal.SIGINT, 130)
-    sb.params(recipes={"fast": {"epochs": 3}})  # a short rest of the run; other settings: a new fingerprint
+    exp = _signal_train(sb, signal.SIGINT, 130, epochs=4)  # interrupted in epoch 2 of 4
+    again = sb.stage("train")
+    if again.rc or "resuming after epoch" not in again.out:
+        exp.notes.append(f"the rerun did not resume (rc {again.rc})")
     return exp
 
 
@@ -571,6 +575,74 @@ def dvc_cache_corrupt(sb):
     sb.dvc("checkout", "data/processed")
     status = sb.dvc("status")  # exits 0 while naming the damage: a plain success that says so
     return Expect(status, rc=0, words=("not in cache:       data/processed",))
+
+
+class _RefusingRegistry(http.server.BaseHTTPRequestHandler):
+    """A stand-in for DagsHub's hosted MLflow: forwards to a real MLflow server, but answers
+    404 "Model Registry features are not supported" to registered-models/create."""
+
+    upstream = ""
+
+    def _relay(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.split("?")[0].endswith("/registered-models/create"):
+            self._answer(404, b'{"message": "Model Registry features are not supported"}', "application/json")
+            return
+        req = urllib.request.Request(self.upstream + self.path, data=body or None, method=self.command)
+        for name in ("Content-Type", "Authorization"):
+            if self.headers.get(name):
+                req.add_header(name, self.headers[name])
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                self._answer(resp.status, resp.read(), resp.headers.get("Content-Type", "application/json"))
+        except urllib.error.HTTPError as exc:
+            self._answer(exc.code, exc.read(), exc.headers.get("Content-Type", "application/json"))
+
+    def _answer(self, status: int, body: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _relay
+
+    def log_message(self, *args):
+        pass
+
+
+def _mlflow_server(sb: Sandbox) -> str:
+    """A real MLflow server over the sandbox's own store; its URL once it answers."""
+    from tests.support.servers import free_port
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    cmd += ["--backend-store-uri", f"sqlite:///{sb.root / 'mlflow.db'}"]
+    cmd += ["--default-artifact-root", str(sb.root / "mlartifacts"), "--no-serve-artifacts"]
+    proc = sb.start(cmd, env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as resp:
+                return resp.status == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
+    wait_for(up, proc, timeout=180)
+    return url
+
+
+def registry_refuses_404(sb):  # item 13: one line saying so and what to do; the model stays logged
+    upstream = _mlflow_server(sb)
+    handler = type("Refusing", (_RefusingRegistry,), {"upstream": upstream})
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    proxy.daemon_threads = True
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    sb.servers.append(proxy)
+    sb.params(register={"model_name": "faults-refused"})  # a model the store does not hold yet
+    env = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{proxy.server_address[1]}"}
+    return Expect(sb.stage("register", env=env), words=("not supported",))
 
 
 def register_same_weights_again(sb):  # item 14
@@ -752,6 +824,7 @@ CASES: dict[str, Callable[[Sandbox], Expect]] = {
         two_run_locals,
         dvc_cache_corrupt,
         register_same_weights_again,
+        registry_refuses_404,
         docker_two_runs,
         docker_sighup,
         docker_credentials,
