@@ -204,6 +204,7 @@ def reproduce(
 ) -> dict:
     """Rebuild version (or alias) of `name` registered in `store` (default: the pipeline's) from git at project."""
     began = time.perf_counter()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one JSON line, no progress bars
     client = _client(project, store)
     mv = find_version(client, name, version, alias)
     (project / SCRATCH).mkdir(exist_ok=True)
