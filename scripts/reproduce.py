@@ -175,14 +175,14 @@ def _repro(tree: Path, stage: str, env: dict) -> None:
 
 
 def _device_now(tree: Path) -> dict:
-    import mlflow
+    """Device tags of the run the rebuild's train logged to the scratch's own store."""
+    from mlflow import MlflowClient
 
     from stages.lib import tracking
 
-    mlflow.set_tracking_uri(tracking.local_store(tree)[0])
-    runs = mlflow.search_runs(
-        search_all_experiments=True, order_by=["attributes.start_time DESC"], max_results=1, output_format="list"
-    )
+    client = MlflowClient(tracking_uri=tracking.local_store(tree)[0])
+    ids = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(ids, order_by=["attributes.start_time DESC"], max_results=1) if ids else []
     return {k: runs[0].data.tags.get(k, "unknown") for k in DEVICE_TAGS} if runs else {}
 
 
