@@ -141,6 +141,13 @@ def rebuild(project: Path, record: dict, tree: Path, env: dict) -> dict:
     """Train (and, if the weights differ, evaluate) again in the scratch worktree; the verdict."""
     from ruamel.yaml import YAML
 
+    commit = f"{record['commit']}^{{commit}}"
+    known = subprocess.run(["git", "cat-file", "-e", commit], cwd=project, capture_output=True, timeout=60)
+    if known.returncode:
+        raise PipelineError(
+            f"{record['label']} was trained at commit {record['commit']}, which is not in the git "
+            f"repository at {project}: fetch it (git fetch) and rerun"
+        )
     _git(project, "worktree", "add", "--detach", "-q", str(tree), record["commit"])
     check_code(record["lock"], tree, record["label"], record["commit"])
     with open(tree / "params.yaml", "w") as f:
