@@ -13,7 +13,7 @@ from tests.e2e.conftest import E2E, dvc, sandbox
 
 pytestmark = pytest.mark.slow
 
-FAST = merge(E2E, {"recipes": {"fast": {"epochs": 2}}})
+FAST = merge(E2E, {"recipes": {"fast": {"epochs": 1}}})  # three trainings: keep each short
 
 
 def _worktrees(repo) -> list[str]:
