@@ -28,6 +28,8 @@ SOURCES = (
     "Dockerfile.dvc-runner",
     ".dockerignore",
     "scripts/runner-requirements.txt",
+    "scripts/__init__.py",
+    "scripts/check_params.py",  # `make run`/`run-local` check params before dvc repro
     "pyproject.toml",
 )
 SMOKE_OVERRIDES = {
