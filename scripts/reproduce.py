@@ -141,6 +141,13 @@ def rebuild(project: Path, record: dict, tree: Path, env: dict) -> dict:
     """Train (and, if the weights differ, evaluate) again in the scratch worktree; the verdict."""
     from ruamel.yaml import YAML
 
+    commit = f"{record['commit']}^{{commit}}"
+    known = subprocess.run(["git", "cat-file", "-e", commit], cwd=project, capture_output=True, timeout=60)
+    if known.returncode:
+        raise PipelineError(
+            f"{record['label']} was trained at commit {record['commit']}, which is not in the git "
+            f"repository at {project}: fetch it (git fetch) and rerun"
+        )
     _git(project, "worktree", "add", "--detach", "-q", str(tree), record["commit"])
     check_code(record["lock"], tree, record["label"], record["commit"])
     with open(tree / "params.yaml", "w") as f:
@@ -175,14 +182,14 @@ def _repro(tree: Path, stage: str, env: dict) -> None:
 
 
 def _device_now(tree: Path) -> dict:
-    import mlflow
+    """Device tags of the run the rebuild's train logged to the scratch's own store."""
+    from mlflow import MlflowClient
 
     from stages.lib import tracking
 
-    mlflow.set_tracking_uri(tracking.local_store(tree)[0])
-    runs = mlflow.search_runs(
-        search_all_experiments=True, order_by=["attributes.start_time DESC"], max_results=1, output_format="list"
-    )
+    client = MlflowClient(tracking_uri=tracking.local_store(tree)[0])
+    ids = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(ids, order_by=["attributes.start_time DESC"], max_results=1) if ids else []
     return {k: runs[0].data.tags.get(k, "unknown") for k in DEVICE_TAGS} if runs else {}
 
 
@@ -204,6 +211,7 @@ def reproduce(
 ) -> dict:
     """Rebuild version (or alias) of `name` registered in `store` (default: the pipeline's) from git at project."""
     began = time.perf_counter()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one JSON line, no progress bars
     client = _client(project, store)
     mv = find_version(client, name, version, alias)
     (project / SCRATCH).mkdir(exist_ok=True)

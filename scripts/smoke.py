@@ -4,8 +4,8 @@ Builds a sandbox (scripts/sandbox.py) under `.smoke/` in the project, so
 container executors see it at the same path, runs `dvc repro` there with its
 own MLflow store, then rebuilds the version it registered from that version's
 own record (scripts/reproduce.py), and prints one JSON line: model, version,
-aliases, test top-1 and `reproduced` (`identical`, or `different`: the verdict
-is on stderr). params.yaml, dvc.lock and the project's outputs are never touched.
+aliases, test top-1 and `reproduced` (`identical`, or `different`; the whole
+verdict goes to stderr). params.yaml, dvc.lock and the project's outputs are never touched.
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ def reproduced(sandbox: Path, decision: dict) -> str:
         return "skipped: no MLflow client here"
     store = tracking.local_store(sandbox)[0]
     verdict = reproduce(sandbox, decision["model"], version=str(decision["version"]), store=store)
-    if verdict["verdict"] != "identical":
-        print(json.dumps(verdict), file=sys.stderr)
+    print(f"smoke: reproduce: {json.dumps(verdict)}", file=sys.stderr)  # the whole verdict, with its seconds
     return verdict["verdict"]
 
 

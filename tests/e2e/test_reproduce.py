@@ -4,6 +4,7 @@
 import subprocess
 
 import pytest
+from mlflow import MlflowClient
 
 from scripts.reproduce import reproduce
 from scripts.sandbox import merge
@@ -12,7 +13,7 @@ from tests.e2e.conftest import E2E, dvc, sandbox
 
 pytestmark = pytest.mark.slow
 
-FAST = merge(E2E, {"recipes": {"fast": {"epochs": 2}}})
+FAST = merge(E2E, {"recipes": {"fast": {"epochs": 1}}})  # three trainings: keep each short
 
 
 def _worktrees(repo) -> list[str]:
@@ -32,6 +33,16 @@ def test_a_registered_version_rebuilds_to_identical_weights(tmp_path):
     assert result["verdict"] == "identical" and result["sha256"] == result["registered_sha256"] == sha
     assert result["version"] == registered["version"]
     assert len(_worktrees(project)) == 1 and not list((project / ".smoke").iterdir())  # scratch removed
+
+    # As if trained elsewhere (another device): other weights, so the verdict is the metric difference.
+    client = MlflowClient(tracking_uri=tracking.local_store(project)[0])
+    client.set_model_version_tag(registered["model"], str(registered["version"]), "model_sha256", "0" * 64)
+    client.set_model_version_tag(registered["model"], str(registered["version"]), "metric.test_top1", "0.5")
+    result = reproduce(project, registered["model"], version=str(registered["version"]), store=client.tracking_uri)
+    assert result["verdict"] == "different" and result["sha256"] == sha
+    top1 = result["metrics"]["top1"]
+    assert top1["registered"] == 0.5 and top1["difference"] == pytest.approx(top1["reproduced"] - 0.5)
+    assert result["device"]["reproduced"]["device"] == "cpu" and "torch.version" in result["device"]["registered"]
 
 
 def _git_env() -> dict:

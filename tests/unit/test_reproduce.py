@@ -97,3 +97,15 @@ def test_data_neither_cached_nor_on_a_remote_is_named(tmp_path):
     fsio.write_json(tmp_path / lineage.LOCK, lock)  # JSON is YAML
     with pytest.raises(PipelineError, match="^data/processed by their recorded hashes are neither in the local cache"):
         reproduce.restore_inputs(tmp_path, lock, "train", reproduce._env())
+
+
+def test_a_commit_missing_from_the_repository_is_named(tmp_path):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    record = {"commit": "f" * 40, "label": "m v1"}
+    with pytest.raises(PipelineError) as exc:
+        reproduce.rebuild(tmp_path, record, tmp_path / "tree", reproduce._env())
+    assert str(exc.value) == (
+        f"m v1 was trained at commit {'f' * 40}, which is not in the git repository at {tmp_path}: "
+        "fetch it (git fetch) and rerun"
+    )
+    assert not (tmp_path / "tree").exists()
