@@ -83,12 +83,14 @@ def main() -> int:
     for i, tag in enumerate(platform_tags(glibc, python)):
         ranked.setdefault(tag, i)
     verify = os.environ.get("PIP_CERT") or True
-    covered, missing = 0, []
+    covered, missing, sdists = 0, [], []
     for name, (version, hashes) in sorted(read_lock(LOCK.read_text()).items()):
         page = requests.get(f"{args.index}/{name}/", timeout=60, verify=verify)
         parser = Links()
         parser.feed(page.text)
         picked = choose(parser.files, version, ranked)
+        if picked and not picked[0].endswith(".whl"):
+            sdists.append(picked[0])  # built on install: its build deps are fetched unhashed
         if picked and picked[1] in hashes:
             covered += 1
         else:
@@ -101,6 +103,7 @@ def main() -> int:
                 "python": args.python,
                 "covered": covered,
                 "not_covered": missing,
+                "sdists": sdists,
             }
         )
     )
