@@ -228,8 +228,13 @@ def tether(container, secrets: Mapping[str, str]):
     open while it runs (closing it, or dying, ends the stage: runner/tether.py)."""
     sock = container.attach_socket(params={"stdin": 1, "stream": 1})
     raw = getattr(sock, "_sock", sock)
-    container.start()
-    raw.sendall(json.dumps(dict(secrets)).encode() + b"\n")
+    try:
+        container.start()
+        raw.sendall(json.dumps(dict(secrets)).encode() + b"\n")
+    except BaseException:
+        sock.close()
+        raw.close()
+        raise
     return sock
 
 

@@ -142,3 +142,17 @@ def test_the_runner_gets_secrets_as_a_file_and_smoke_gets_none(tmp_path, base_im
     assert names == ([] if smoke else sorted(SECRETS)), done.stdout + done.stderr
     assert done.stdout.strip().splitlines()[-1] == "0"  # no secret in the runner's environment
     assert not any(value in done.stdout + done.stderr for value in SECRETS.values())
+
+
+def test_docker_kill_of_a_stage_names_it_and_says_rerunning_resumes(tmp_path, base_image):
+    root = _own(sandbox(tmp_path, LONG))
+    proc = start_run(root, base_image)
+    seen, train = until_train(proc)
+    time.sleep(2)
+    subprocess.run(["docker", "kill", train], check=True, capture_output=True)
+    out = seen + proc.communicate(timeout=180)[0]
+    assert proc.returncode != 0
+    assert "launch: stage train was killed (exit 137: `docker kill`, or out of memory)" in out, out
+    assert "train continues from its last epoch checkpoint" in out
+    assert wait_gone(root) == [], out
+    assert dvc(root, "status", check=False).returncode == 0
