@@ -148,7 +148,7 @@ def test_wait_restarts_missing_workers_and_reports_changes(monkeypatch):
     starts, said = [], []
     monkeypatch.setattr(dvcq, "status", lambda root: next(sequence))
     monkeypatch.setattr(dvcq, "start", lambda root, jobs, env: starts.append(jobs))
-    monkeypatch.setattr(run, "epochs", lambda sw: {"s-1": "epoch 2/8"})
+    monkeypatch.setattr(run.mlruns, "epochs", lambda sw: {"s-1": "epoch 2/8"})
     monkeypatch.setattr(run, "RESTART_AFTER_S", 0.0)
     sw = run.Sweep(run.Path("."), "s", ["a=1,2,3"], [], 2, names=["s-1", "s-2", "s-3"])
     run.wait(sw, {}, said.append, poll_s=0.01, timeout_s=60)
