@@ -18,6 +18,7 @@ PASS = frozenset(
     {
         "PIPELINE_SWEEP_ID",
         "PIPELINE_SWEEP_PARENT_RUN",
+        "PIPELINE_SWEEP_KEYS",
         "PIPELINE_GPU_LEASED",
         "PIPELINE_LOCK_DIR",
         "DVC_EXP_NAME",

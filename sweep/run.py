@@ -25,7 +25,7 @@ from pathlib import Path
 from runner import gpu_lease
 from stages.lib import fsio, sweepmode
 from stages.lib.cli import PipelineError
-from sweep import dvcq
+from sweep import dvcq, mlruns
 
 RECORD = Path("reports/sweep.json")  # the last sweep: id, parent run, experiments (read by sweep-report)
 LOG_DIR = Path("reports/sweep_logs")
@@ -79,28 +79,6 @@ def new_id(now: datetime | None = None) -> str:
     return f"sweep-{now:%Y%m%d-%H%M%S}"
 
 
-def open_parent(sw: Sweep, environ: Mapping[str, str]) -> None:
-    """The sweep's MLflow parent run, in the project's store (created, and migrated, before any worker)."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    from stages.lib import params, tracking
-
-    sw.experiment = params.load(sw.root / "params.yaml").mlflow.experiment
-    uri, artifacts = environ.get("MLFLOW_TRACKING_URI"), None
-    if not uri:
-        uri, artifacts = tracking.local_store(sw.root)
-    if uri.startswith(("http://", "https://")):
-        tracking.check_server(uri)
-    sw.tracking_uri = uri
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
-    found = client.get_experiment_by_name(sw.experiment)
-    exp_id = found.experiment_id if found else client.create_experiment(sw.experiment, artifact_location=artifacts)
-    tags = {"sweep.id": sw.sweep_id, "sweep.grid": " ".join(sw.grid), "sweep.set": " ".join(sw.fixed)}
-    sw.parent_run = client.create_run(exp_id, run_name=sw.sweep_id, tags=tags).info.run_id
-
-
 def worker_env(sw: Sweep, environ: Mapping[str, str]) -> dict[str, str]:
     """What `dvc queue start` passes to its workers and so to every stage of every experiment."""
     return {
@@ -112,24 +90,6 @@ def worker_env(sw: Sweep, environ: Mapping[str, str]) -> dict[str, str]:
         "PIPELINE_GPUS_PER_RUN": environ.get("PIPELINE_GPUS_PER_RUN") or "1",
         "PYTHONUNBUFFERED": "1",
     }
-
-
-def epochs(sw: Sweep) -> dict[str, str]:
-    """{experiment: 'epoch e/E'} from the child runs' `epoch` metric (train logs one per epoch)."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(sw.tracking_uri)
-    found = client.search_runs(
-        [client.get_run(sw.parent_run).info.experiment_id],
-        filter_string=f"tags.`sweep.id` = '{sw.sweep_id}'",
-        max_results=1000,
-    )
-    out = {}
-    for run in found:
-        name, epoch = run.data.tags.get("sweep.exp"), run.data.metrics.get("epoch")
-        if name and epoch is not None:
-            out[name] = f"epoch {int(epoch)}/{run.data.params.get('train.epochs', '?')}"
-    return out
 
 
 def progress_line(states: Mapping[str, str], detail: Mapping[str, str]) -> str:
@@ -161,7 +121,7 @@ def wait(sw: Sweep, env: Mapping[str, str], say: Callable[[str], None], poll_s: 
             say(f"sweep: {running} of {sw.jobs} workers busy while experiments wait: restarting the missing workers")
             dvcq.start(sw.root, sw.jobs, env)
             short_since = None
-        line = progress_line(sw.states, epochs(sw) if running else {})
+        line = progress_line(sw.states, mlruns.epochs(sw) if running else {})
         if line != last:
             say(line)
             last = line
@@ -217,7 +177,7 @@ def run(
             f"DVC's queue already holds {len(others)} unfinished experiment(s) ({', '.join(others[:5])}): "
             "wait for them (`dvc queue status`) or drop them (`dvc queue remove --queued`)"
         )
-    open_parent(sw, environ)
+    mlruns.open_parent(sw, environ)
     env = worker_env(sw, environ)
     say(f"sweep {sw.sweep_id}: queueing {' '.join(sw.fixed + sw.grid)} (MLflow parent run {sw.parent_run})")
     sw.names = dvcq.queue_grid(sw.root, sw.sweep_id, sw.fixed + sw.grid, env)

@@ -148,12 +148,13 @@ def test_wait_restarts_missing_workers_and_reports_changes(monkeypatch):
     starts, said = [], []
     monkeypatch.setattr(dvcq, "status", lambda root: next(sequence))
     monkeypatch.setattr(dvcq, "start", lambda root, jobs, env: starts.append(jobs))
-    monkeypatch.setattr(run, "epochs", lambda sw: {"s-1": "epoch 2/8"})
+    monkeypatch.setattr(run.mlruns, "epochs", lambda sw: {"s-1": "epoch 2/8"})
     monkeypatch.setattr(run, "RESTART_AFTER_S", 0.0)
     sw = run.Sweep(run.Path("."), "s", ["a=1,2,3"], [], 2, names=["s-1", "s-2", "s-3"])
     run.wait(sw, {}, said.append, poll_s=0.01, timeout_s=60)
     assert starts and set(starts) == {2} and len(starts) <= 2  # only while fewer than 2 ran
-    assert said[0] == "sweep: 0 done, 0 failed, 1 running, 2 queued: s-1 (epoch 2/8)"
+    assert "sweep: 0 done, 0 failed, 1 running, 2 queued: s-1 (epoch 2/8)" in said
+    assert "sweep: 1 of 2 workers busy while experiments wait: restarting the missing workers" in said
     assert said[-1] == "sweep: 2 done, 1 failed, 0 running, 0 queued"
     assert sw.states["s-2"] == "Failed"
 
