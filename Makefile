@@ -171,4 +171,4 @@ rollback: $(STAMP) ## move the champion alias back to the previous champion; ser
 	$(PY) scripts/rollback.py --params $(SERVE_PARAMS)
 
 serve-smoke: $(STAMP) ## smoke model in a sandbox, served; real PNGs, alias moved, reload checked; one JSON line
-	PIPELINE_EXECUTOR=local $(PY) scripts/serve_smoke.py
+	PIPELINE_EXECUTOR=local $(PY) scripts/serve_smoke.py $(SERVE_SMOKE_ARGS)

@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python scripts/serve_smoke.py` from anywhere
 import numpy as np
 
-from scripts.sandbox import ROOT, SMOKE_OVERRIDES, make_sandbox, repro
+from scripts.sandbox import ROOT, SMOKE_OVERRIDES, make_sandbox, merge, repro
 
 POLL_S = 1.0
 WAIT_S = 180  # bound on every wait for the server
@@ -123,12 +123,12 @@ def _bad_inputs(url: str, png: bytes) -> int:
     return sum(400 <= httpx.post(url + "/predict", timeout=60, **c).status_code < 500 for c in cases)
 
 
-def smoke(sandbox: Path) -> dict:
+def smoke(sandbox: Path, epochs: int) -> dict:
     from mlflow import MlflowClient
 
     from stages.lib import params, registry
 
-    first = repro(make_sandbox(sandbox, SMOKE_OVERRIDES))
+    first = repro(make_sandbox(sandbox, merge(SMOKE_OVERRIDES, {"recipes": {"fast": {"epochs": epochs}}})))
     port = _free_port()
     url, proc = f"http://127.0.0.1:{port}", _start(sandbox, port)
     try:
@@ -156,11 +156,13 @@ def smoke(sandbox: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keep", action="store_true", help="keep the sandbox for inspection")
+    ap.add_argument("--epochs", type=int, default=SMOKE_OVERRIDES["recipes"]["fast"]["epochs"])
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the server and the sandbox goes
     (ROOT / ".smoke").mkdir(exist_ok=True)
     sandbox = Path(tempfile.mkdtemp(prefix="serve-", dir=ROOT / ".smoke"))
     try:
-        result = smoke(sandbox)
+        result = smoke(sandbox, args.epochs)
     finally:
         if not args.keep:
             shutil.rmtree(sandbox, ignore_errors=True)
