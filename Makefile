@@ -306,3 +306,5 @@ airflow-venv: ## build .venv-airflow (Airflow 3, kept apart from .venv; see READ
 
 automation-smoke: $(STAMP) airflow-venv ## Prefect flow + Airflow `dags test` on the smoke sandbox, one injected fault; one JSON line
 	$(PY) flows/smoke.py $(if $(filter docker,$(EXECUTOR)),--executor docker)
+
+	PIPELINE_EXECUTOR=local $(PY) scripts/serve_smoke.py $(SERVE_SMOKE_ARGS)

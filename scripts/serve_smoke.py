@@ -5,8 +5,8 @@
 2. `python -m serve` starts on that store (127.0.0.1, a free port, 1 s poll);
    real PNG files (test images written to disk) are posted; the answers are
    compared with MLflow's pyfunc model on the same decoded pixels.
-3. The pipeline reruns with another train seed (a new version), `champion` is
-   moved to it, and the server must follow; bad inputs must get 4xx.
+3. The pipeline reruns with another train seed and one epoch (a new version,
+   quickly), `champion` is moved to it, and the server must follow; bad inputs must get 4xx.
 Prints one JSON line {"served_version", "reloaded_to", "predictions_match_pyfunc",
 "bad_inputs_4xx"}; exits 1 when a check fails. The project is never touched.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python scripts/serve_smoke.py` from anywhere
 import numpy as np
 
-from scripts.sandbox import ROOT, SMOKE_OVERRIDES, make_sandbox, repro
+from scripts.sandbox import ROOT, SMOKE_OVERRIDES, make_sandbox, merge, repro
 
 POLL_S = 1.0
 WAIT_S = 180  # bound on every wait for the server
@@ -123,12 +123,12 @@ def _bad_inputs(url: str, png: bytes) -> int:
     return sum(400 <= httpx.post(url + "/predict", timeout=60, **c).status_code < 500 for c in cases)
 
 
-def smoke(sandbox: Path) -> dict:
+def smoke(sandbox: Path, epochs: int) -> dict:
     from mlflow import MlflowClient
 
     from stages.lib import params, registry
 
-    first = repro(make_sandbox(sandbox, SMOKE_OVERRIDES))
+    first = repro(make_sandbox(sandbox, merge(SMOKE_OVERRIDES, {"recipes": {"fast": {"epochs": epochs}}})))
     port = _free_port()
     url, proc = f"http://127.0.0.1:{port}", _start(sandbox, port)
     try:
@@ -137,6 +137,7 @@ def smoke(sandbox: Path) -> dict:
         match = _predict_matches(url, sandbox, pngs, served)
         raw = params.read_yaml(sandbox / "params.yaml")
         raw["train"]["seed"] += 1  # another training run: a new version
+        raw["recipes"]["fast"]["epochs"] = 1  # its quality does not matter here
         from ruamel.yaml import YAML
 
         with open(sandbox / "params.yaml", "w") as f:
@@ -155,11 +156,13 @@ def smoke(sandbox: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keep", action="store_true", help="keep the sandbox for inspection")
+    ap.add_argument("--epochs", type=int, default=SMOKE_OVERRIDES["recipes"]["fast"]["epochs"])
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the server and the sandbox goes
     (ROOT / ".smoke").mkdir(exist_ok=True)
     sandbox = Path(tempfile.mkdtemp(prefix="serve-", dir=ROOT / ".smoke"))
     try:
-        result = smoke(sandbox)
+        result = smoke(sandbox, args.epochs)
     finally:
         if not args.keep:
             shutil.rmtree(sandbox, ignore_errors=True)

@@ -6,8 +6,6 @@ affects the other requests batched with it.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import os
 import time
@@ -18,10 +16,9 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.datastructures import UploadFile
 
 from serve.batcher import MicroBatcher
-from serve.images import BadInput, decode_image, parse_json_batch
+from serve.images import BadInput, read_images
 from serve.metrics import Metrics
 from serve.model import LoadedModel
 from serve.reload import ModelHolder
@@ -29,8 +26,6 @@ from serve.settings import Settings
 
 log = logging.getLogger("serve")
 ROUTES = ("/predict", "/health", "/ready", "/metrics", "/docs", "/openapi.json")
-OFFLOAD_BYTES = 256 << 10  # bodies above this are decoded in a thread, off the event loop
-HOW = 'send image files (multipart), one PNG/JPEG body, or JSON {"images": <uint8 (N, 32, 32, 3)>}'
 PREDICT_BODY = {
     "requestBody": {
         "content": {
@@ -64,47 +59,6 @@ def describe(model: LoadedModel, probs: np.ndarray, k: int) -> dict:
         ],
         "coarse": {"label": model.coarse_names[best], "probability": float(coarse[best])},
     }
-
-
-async def _multipart(request: Request, s: Settings) -> list[tuple[str, bytes]]:
-    form = await request.form(max_files=max(1, s.max_request_bytes // 64))
-    files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
-    if not files:
-        raise BadInput(400, f"multipart body has no file part; {HOW}")
-    return [(f"file {f.filename or i!r}", await f.read()) for i, f in enumerate(files)]
-
-
-async def read_images(request: Request, s: Settings) -> np.ndarray:
-    """The request's images as uint8 (N, 32, 32, 3), or BadInput."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > s.max_request_bytes:
-        raise BadInput(413, f"request body of {length} bytes is over the {s.max_request_bytes}-byte limit")
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if length == "0":
-        raise BadInput(400, f"empty request body; {HOW}")
-    if ctype == "multipart/form-data":
-        files = await _multipart(request, s)
-    else:
-        body = await request.body()
-        if len(body) > s.max_request_bytes:
-            raise BadInput(413, f"request body of {len(body)} bytes is over the {s.max_request_bytes}-byte limit")
-        if not body:
-            raise BadInput(400, f"empty request body; {HOW}")
-        if ctype == "application/json":
-            try:
-                return parse_json_batch(json.loads(body))
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise BadInput(400, f"body is not valid JSON ({exc}); {HOW}") from None
-        if ctype not in ("image/png", "image/jpeg", "application/octet-stream", ""):
-            raise BadInput(415, f"content type {ctype!r} not accepted; {HOW}")
-        files = [("body", body)]
-
-    def decode() -> np.ndarray:
-        return np.stack([decode_image(data, name, s.max_image_pixels) for name, data in files])
-
-    if sum(len(d) for _, d in files) > OFFLOAD_BYTES:
-        return await asyncio.to_thread(decode)
-    return decode()
 
 
 def set_torch_threads(device: str) -> None:
@@ -159,27 +113,7 @@ class _Count:
             self.metrics.requests.labels(route=route, status=str(status[0])).inc()
 
 
-def create_app(settings: Settings, holder: ModelHolder | None = None, follow: bool = True) -> FastAPI:
-    """The app; `follow` starts the thread that loads the model and follows the alias."""
-    metrics = holder.metrics if holder else Metrics()
-    holder = holder or ModelHolder(settings, metrics)
-    threads = partial(set_torch_threads, holder.device)
-    batcher = MicroBatcher(_forward(holder, metrics), settings.max_batch_size, settings.max_wait_ms / 1000, threads)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        if follow:
-            holder.start()
-        batcher.start()
-        yield
-        await batcher.stop()
-        holder.stop()
-
-    app = FastAPI(title="CIFAR-100 classifier", version="1", lifespan=lifespan)
-    app.state.holder, app.state.metrics, app.state.batcher = holder, metrics, batcher
-
-    app.add_middleware(_Count, metrics=metrics)
-
+def _predict_route(app: FastAPI, settings: Settings, holder: ModelHolder, batcher: MicroBatcher) -> None:
     @app.post("/predict", openapi_extra=PREDICT_BODY)
     async def predict(request: Request, k: int | None = None) -> JSONResponse:
         """Top-k fine labels (with superclass) and the top superclass for each image."""
@@ -202,6 +136,8 @@ def create_app(settings: Settings, holder: ModelHolder | None = None, follow: bo
         # A JSONResponse directly: the answer is plain JSON types, FastAPI's encoder pass is not needed.
         return JSONResponse({"model": used.name, "version": used.version, "alias": used.alias, "predictions": answers})
 
+
+def _status_routes(app: FastAPI, holder: ModelHolder, metrics: Metrics) -> None:
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok"}
@@ -218,4 +154,28 @@ def create_app(settings: Settings, holder: ModelHolder | None = None, follow: bo
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+
+def create_app(settings: Settings, holder: ModelHolder | None = None, follow: bool = True) -> FastAPI:
+    """The app; `follow` starts the thread that loads the model and follows the alias."""
+    metrics = holder.metrics if holder else Metrics()
+    holder = holder or ModelHolder(settings, metrics)
+    threads = partial(set_torch_threads, holder.device)
+    batcher = MicroBatcher(_forward(holder, metrics), settings.max_batch_size, settings.max_wait_ms / 1000, threads)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if follow:
+            holder.start()
+        batcher.start()
+        yield
+        await batcher.stop()
+        holder.stop()
+
+    app = FastAPI(title="CIFAR-100 classifier", version="1", lifespan=lifespan)
+    app.state.holder, app.state.metrics, app.state.batcher = holder, metrics, batcher
+
+    app.add_middleware(_Count, metrics=metrics)
+
+    _predict_route(app, settings, holder, batcher)
+    _status_routes(app, holder, metrics)
     return app

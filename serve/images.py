@@ -7,12 +7,16 @@ kept). JSON: {"images": <uint8 (N, 32, 32, 3) nested lists>} or the bare list.
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 
 import numpy as np
 
 SIZE = (32, 32)
 FORMATS = ("PNG", "JPEG")
+OFFLOAD_BYTES = 256 << 10  # bodies above this are decoded in a thread, off the event loop
+HOW = 'send image files (multipart), one PNG/JPEG body, or JSON {"images": <uint8 (N, 32, 32, 3)>}'
 
 
 class BadInput(Exception):
@@ -69,3 +73,46 @@ def parse_json_batch(obj: object) -> np.ndarray:
     if low < 0 or high > 255:
         raise BadInput(422, f"images: values {low}..{high} are outside uint8's 0..255")
     return arr.astype(np.uint8)
+
+
+async def _multipart(request, s) -> list[tuple[str, bytes]]:
+    from starlette.datastructures import UploadFile
+
+    form = await request.form(max_files=max(1, s.max_request_bytes // 64))
+    files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+    if not files:
+        raise BadInput(400, f"multipart body has no file part; {HOW}")
+    return [(f"file {f.filename or i!r}", await f.read()) for i, f in enumerate(files)]
+
+
+async def read_images(request, s) -> np.ndarray:
+    """A starlette request's images as uint8 (N, 32, 32, 3), or BadInput; s: serve Settings."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > s.max_request_bytes:
+        raise BadInput(413, f"request body of {length} bytes is over the {s.max_request_bytes}-byte limit")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if length == "0":
+        raise BadInput(400, f"empty request body; {HOW}")
+    if ctype == "multipart/form-data":
+        files = await _multipart(request, s)
+    else:
+        body = await request.body()
+        if len(body) > s.max_request_bytes:
+            raise BadInput(413, f"request body of {len(body)} bytes is over the {s.max_request_bytes}-byte limit")
+        if not body:
+            raise BadInput(400, f"empty request body; {HOW}")
+        if ctype == "application/json":
+            try:
+                return parse_json_batch(json.loads(body))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise BadInput(400, f"body is not valid JSON ({exc}); {HOW}") from None
+        if ctype not in ("image/png", "image/jpeg", "application/octet-stream", ""):
+            raise BadInput(415, f"content type {ctype!r} not accepted; {HOW}")
+        files = [("body", body)]
+
+    def decode() -> np.ndarray:
+        return np.stack([decode_image(data, name, s.max_image_pixels) for name, data in files])
+
+    if sum(len(d) for _, d in files) > OFFLOAD_BYTES:
+        return await asyncio.to_thread(decode)
+    return decode()

@@ -140,3 +140,65 @@ def test_a_lone_request_does_not_wait_and_a_failed_batch_fails_only_its_requests
             await batcher.stop()
 
     assert _run(main()) == ([0], [0, 1])
+
+
+def test_main_stops_in_one_line_on_bad_settings(tmp_path, capsys):
+    from serve.__main__ import main
+
+    assert main(["--params", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml: file not found" in capsys.readouterr().err
+    assert main(["--params", str(ROOT / "params.yaml"), "--model", "no such alias"]) == 2
+    assert "give an alias" in capsys.readouterr().err
+
+
+class _Status:
+    score, drifted, filled, details = 0.7, True, 3, {}
+
+
+class _Monitor:
+    """Stands in for serve/drift.py's DriftMonitor (another branch): records what the server feeds it."""
+
+    def __init__(self):
+        self.seen = []
+
+    @classmethod
+    def from_profile(cls, path):
+        monitor = cls()
+        monitor.path = path
+        return monitor
+
+    def observe(self, images, probs, embedding):
+        self.seen.append((images.shape, probs.shape, embedding))
+
+    def status(self):
+        return _Status()
+
+
+def test_drift_seam_feeds_the_monitor_after_each_batch_and_sets_the_gauges(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    import torch
+
+    from serve.app import _forward
+    from serve.metrics import Metrics
+    from serve.model import LoadedModel, attach_monitor
+
+    assert attach_monitor(tmp_path) is None  # no profile in the model folder
+    (tmp_path / "extra_files").mkdir()
+    (tmp_path / "extra_files" / "reference_profile.json").write_text("{}")
+    monkeypatch.setitem(sys.modules, "serve.drift", types.SimpleNamespace(DriftMonitor=_Monitor))
+    monitor = attach_monitor(tmp_path)
+    assert monitor.path == tmp_path / "extra_files" / "reference_profile.json"
+
+    def module(x):
+        return torch.softmax(torch.arange(4, dtype=torch.float32).repeat(len(x), 1), dim=1)
+
+    model = LoadedModel("m", "1", "champion", module, "cpu", ["a", "b", "c", "d"], ["x", "y"], np.array([0, 0, 1, 1]))
+    model.monitor = monitor
+    metrics = Metrics()
+    results = _forward(types.SimpleNamespace(current=model), metrics)(np.zeros((3, 32, 32, 3), np.uint8))
+    assert len(results) == 3 and results[0][0] is model
+    assert monitor.seen == [((3, 32, 32, 3), (3, 4), None)]  # no forward_with_embedding: plain forward
+    assert metrics.drift_score._value.get() == 0.7 and metrics.drift_detected._value.get() == 1
+    assert metrics.predicted.labels(class_name="d")._value.get() == 3
