@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python scripts/drift_report.py` from anywhere
-from serve.drift import DriftMonitor, DriftStatus, load_profile
+from serve.drift import DEFAULT_ALPHA, DriftMonitor, DriftStatus, load_profile
 from stages.lib import drift_profile, fsio
 from stages.lib.cli import PipelineError
 
@@ -153,7 +153,7 @@ def _main(argv) -> None:
     ap.add_argument("--profile", default=Path("reports/reference_profile.json"), type=Path)
     ap.add_argument("--model", type=Path, help="models/ folder (model.json + model.pt); omit for image features only")
     ap.add_argument("--out", default=Path("reports/drift"), type=Path)
-    ap.add_argument("--alpha", default=0.05, type=float)
+    ap.add_argument("--alpha", default=DEFAULT_ALPHA, type=float)
     args = ap.parse_args(argv)
     status = report(args.profile, args.images, args.model, args.out, args.alpha)
     verdict = "DRIFT" if status.drifted else "no drift"

@@ -151,7 +151,12 @@ def test_clean_window_passes_and_a_brightness_shift_is_caught(profile):
     for _ in range(3):
         mon.observe(images(100, rng), *outputs(100, rng))
     clean = mon.status()
-    assert clean.filled == 300 and not clean.drifted and clean.score < -np.log10(0.05)
+    assert (
+        clean.filled == 300
+        and not clean.drifted
+        and clean.score < -np.log10(mon.alpha)
+        and mon.alpha == drift.DEFAULT_ALPHA
+    )
     m = len(clean.details["tests"])
     assert m == len(dp.IMAGE_FEATURES) + 1 + 3 + 1  # images, confidence, 3 PCA, predicted class
     assert all(t["p_corrected"] == pytest.approx(min(1.0, t["p"] * m)) for t in clean.details["tests"].values())
