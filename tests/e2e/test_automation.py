@@ -177,3 +177,15 @@ def test_airflow_retries_only_exit_75(airflow_home, sandbox):
     done = subprocess.run([python, "-c", OPERATOR_CHECK], env=aenv, capture_output=True, text=True, timeout=300)
     found = [ln for ln in done.stdout.splitlines() if ln in ("75 retry", "75 fail", "1 retry", "1 fail")]
     assert found == ["75 retry", "1 fail"], done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_prefect_cli_prints_the_final_state(harness, tmp_path, monkeypatch, capsys):
+    """`make retrain`'s entry point: one JSON line with the state; an unknown step fails the flow."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AUTOMATION_NOTIFY_URLS", raising=False)
+    assert pipeline.main(["--project", str(tmp_path), "--executor", "local", "--steps", "report"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["state"] == "Completed" and out["summary"]["stages_rerun"] == [] and out["summary"]["retried"] == 0
+    assert pipeline.main(["--project", str(tmp_path), "--steps", "report,deploy"]) == 1
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["state"] == "Failed" and "unknown step 'deploy'" in out["message"]
