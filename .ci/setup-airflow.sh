@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${AIRFLOW_VENV:-.venv-airflow}
-SPEC=("apache-airflow==3.3.2" "apache-airflow-providers-standard")
+SPEC=("apache-airflow==3.3.2" "apache-airflow-providers-standard==1.21.0")
 STAMP="$VENV/.installed-$(printf '%s\n' "${SPEC[@]}" | sha256sum | cut -c1-12)"
 
 if [ -f "$STAMP" ] && "$VENV/bin/airflow" version >/dev/null 2>&1; then

@@ -67,6 +67,7 @@ def run_env(project: Path, executor: str, hook_url: str) -> dict[str, str]:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
             "PYTHONPATH": str(ROOT),
             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",  # 20 s is too short on busy cores
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
     )
     return env
@@ -75,7 +76,7 @@ def run_env(project: Path, executor: str, hook_url: str) -> dict[str, str]:
 def prefect_once(project: Path, env: dict[str, str], prefect_home: Path) -> dict:
     """One flow run in a fresh process (its own ephemeral Prefect server under prefect_home)."""
     cmd = [sys.executable, "-m", "flows.pipeline", "--project", str(project)]
-    env = {**env, "PREFECT_HOME": str(prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {**env, "PREFECT_HOME": str(prefect_home)}
     done = subprocess.run(cmd, cwd=project, env=env, stdout=subprocess.PIPE, text=True, timeout=1800)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     return json.loads(lines[-1]) if lines else {"state": "Crashed", "summary": {}, "message": done.stdout[-500:]}

@@ -37,7 +37,8 @@ PROJECT = Path(os.environ.get("AUTOMATION_PROJECT", str(ROOT))).resolve()
 VENV = Path(os.environ.get("AUTOMATION_VENV", str(PROJECT / ".venv")))
 EXECUTOR = os.environ.get("AUTOMATION_EXECUTOR", "docker")
 CHOSEN = [s for s in os.environ.get("AUTOMATION_STEPS", ",".join(STEPS)).split(",") if s in STEPS]
-TIMEOUTS_S = {"pull": 1800, "reproduce": 6 * 3600, "push": 1800, "git_sync": 600, "report": 300}
+DEFAULT_TIMEOUTS_S = {"pull": 1800, "reproduce": 6 * 3600, "push": 1800, "git_sync": 600, "report": 300}
+TIMEOUTS_S = {s: float(os.environ.get(f"AUTOMATION_TIMEOUT_{s.upper()}_S", t)) for s, t in DEFAULT_TIMEOUTS_S.items()}
 
 
 class StepOperator(BashOperator):
@@ -68,7 +69,7 @@ def notify_failure(context) -> None:
 
 def step_command(step: str, cmd: list[str]) -> str:
     guard = [str(VENV / "bin" / "python"), "-m", "flows.steps", "--project", str(PROJECT)]
-    guard += ["--timeout", os.environ.get(f"AUTOMATION_TIMEOUT_{step.upper()}_S", str(TIMEOUTS_S[step]))]
+    guard += ["--timeout", f"{TIMEOUTS_S[step]:g}"]
     # run_id is templated by Airflow; flows.steps makes it a safe folder name.
     return f"{shlex.join(guard)} --run 'airflow-{{{{ run_id }}}}' {step} -- {shlex.join(cmd)}"
 

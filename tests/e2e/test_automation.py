@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from flows import pipeline, settings
-from flows.airflow_run import airflow_bin, airflow_env, dags_test
+from flows.airflow_run import DAGS_FOLDER, airflow_bin, airflow_env, dags_test
 from flows.smoke import prepare, run_env
 from flows.steps import STEPS
 from flows.webhook import WebhookReceiver
@@ -154,3 +154,38 @@ def test_airflow_dags_test_on_synthetic_data_retries_a_transient_failure(airflow
 def test_smoke_module_runs_as_a_script():
     done = subprocess.run([sys.executable, "flows/smoke.py", "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "automation-smoke" in done.stdout
+
+
+OPERATOR_CHECK = """
+import cifar100_retrain as d
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+for code in (75, 1):
+    try:
+        d.StepOperator(task_id=f"t{code}", bash_command=f"exit {code}").execute({})
+    except AirflowFailException:
+        print(code, "fail")
+    except AirflowException:
+        print(code, "retry")
+"""
+
+
+def test_airflow_retries_only_exit_75(airflow_home, sandbox):
+    """The DAG's operator: exit 75 (transient) stays retryable; any other failure fails at once."""
+    _, project, env = sandbox
+    aenv = {**airflow_env(airflow_home, project, env), "PYTHONPATH": str(DAGS_FOLDER)}
+    python = str(airflow_bin().parent / "python")
+    done = subprocess.run([python, "-c", OPERATOR_CHECK], env=aenv, capture_output=True, text=True, timeout=300)
+    found = [ln for ln in done.stdout.splitlines() if ln in ("75 retry", "75 fail", "1 retry", "1 fail")]
+    assert found == ["75 retry", "1 fail"], done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_prefect_cli_prints_the_final_state(harness, tmp_path, monkeypatch, capsys):
+    """`make retrain`'s entry point: one JSON line with the state; an unknown step fails the flow."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AUTOMATION_NOTIFY_URLS", raising=False)
+    assert pipeline.main(["--project", str(tmp_path), "--executor", "local", "--steps", "report"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["state"] == "Completed" and out["summary"]["stages_rerun"] == [] and out["summary"]["retried"] == 0
+    assert pipeline.main(["--project", str(tmp_path), "--steps", "report,deploy"]) == 1
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["state"] == "Failed" and "unknown step 'deploy'" in out["message"]
