@@ -101,7 +101,7 @@ def markdown(record: dict, rows: list[Row]) -> str:
         "Sorted by test top-1. `make promote EXP=<name>` applies one and runs the register gate.",
         "",
     ]
-    return "\n".join(head) + table(rows, record["keys"])
+    return "\n".join(head) + "\n" + table(rows, record["keys"])  # a blank line before the table
 
 
 def figure(rows: list[Row], keys: list[str]) -> bytes:
