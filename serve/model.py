@@ -66,7 +66,7 @@ def _names(card: dict, num_classes: int) -> tuple[list[str], list[str], np.ndarr
     return list(card["fine_names"]), list(card["coarse_names"]), np.asarray(card["fine_to_coarse"], dtype=np.int64)
 
 
-def attach_monitor(model_dir: Path):
+def attach_monitor(model_dir: Path, window: int = 500):
     """The drift monitor for this version, or None. Seam for serve/drift.py (owned by the
     drift work): absent module or absent profile -> no monitor, the drift gauges stay 0."""
     profile = model_dir / PROFILE
@@ -77,10 +77,12 @@ def attach_monitor(model_dir: Path):
     except ImportError:
         log.info("serve/drift.py not present: drift gauges stay 0")
         return None
-    return drift.DriftMonitor.from_profile(profile)
+    return drift.DriftMonitor.from_profile(profile, window=window)
 
 
-def load_version(client, name: str, version: str, alias: str | None, device: str) -> LoadedModel:
+def load_version(
+    client, name: str, version: str, alias: str | None, device: str, drift_window: int = 500
+) -> LoadedModel:
     """Download and load `models:/name/version`; raises on any failure (the caller keeps the old one)."""
     import mlflow
     import torch
@@ -92,7 +94,7 @@ def load_version(client, name: str, version: str, alias: str | None, device: str
         module = mlflow.pytorch.load_model(str(local), map_location="cpu").to(device)
         # Saved in eval mode; MLflow 3 may hand back an exported graph module, whose eval() raises.
         card = json.loads((local / CARD).read_text()) if (local / CARD).exists() else {}
-        monitor = attach_monitor(local)
+        monitor = attach_monitor(local, drift_window)
     with torch.inference_mode():  # one forward now, so a broken version fails here and not on a request
         probs = module(torch.zeros((1, 32, 32, 3), dtype=torch.uint8, device=device))
     fine, coarse, f2c = _names(card, int(probs.shape[1]))

@@ -41,7 +41,7 @@ class ModelHolder:
             version, alias = resolve(self.client, s.model_name, s.model)
             if self.current is not None and self.current.version == version:
                 return False
-            new = self.loader(self.client, s.model_name, version, alias, self.device)
+            new = self.loader(self.client, s.model_name, version, alias, self.device, drift_window=s.drift_window)
         except Exception as exc:  # any failure: keep serving what we have
             self.last_error = f"{type(exc).__name__}: {exc}"
             self.metrics.reload_failures.inc()

@@ -32,6 +32,7 @@ class Settings:
     max_request_bytes: int = 8 << 20
     max_image_pixels: int = 4096 * 4096
     device: str = "auto"
+    drift_window: int = 500  # images in the drift monitor's rolling window (bench/drift.py measured 500)
 
     @property
     def pinned(self) -> bool:
@@ -48,6 +49,7 @@ ENV = {
     "SERVE_MAX_WAIT_MS": ("max_wait_ms", float),
     "SERVE_POLL_INTERVAL_S": ("poll_interval_s", float),
     "SERVE_DEVICE": ("device", str),
+    "SERVE_DRIFT_WINDOW": ("drift_window", int),
 }
 
 
@@ -68,7 +70,7 @@ def _check(s: Settings) -> Settings:
         raise PipelineError(f"serve model {s.model!r}: give an alias such as champion or a version number")
     if s.device not in ("auto", "cpu", "cuda"):
         raise PipelineError(f"SERVE_DEVICE={s.device!r}: use auto, cpu or cuda")
-    for key in ("port", "max_batch_size", "poll_interval_s"):
+    for key in ("port", "max_batch_size", "poll_interval_s", "drift_window"):
         if getattr(s, key) <= 0:
             raise PipelineError(f"serve {key} must be > 0, got {getattr(s, key)!r}")
     if s.max_wait_ms < 0:

@@ -172,6 +172,7 @@ class ServeParams:
     max_request_bytes: Annotated[Int, Field(ge=1)]  # larger bodies are refused with 413
     max_image_pixels: Annotated[Int, Field(ge=1)]  # width x height; larger images are refused with 413
     device: Literal["auto", "cpu", "cuda"]
+    drift_window: Annotated[Int, Field(ge=10)]  # recent images the drift monitor compares with the reference
 
 
 @dataclass(frozen=True, config=_SECTION)

@@ -87,6 +87,9 @@ def log_model(client, run_id: str, serving, num_classes: int, code_dir: Path, ex
             signature=signature(num_classes),
             input_example=example,
             code_paths=[str(code_dir)],  # the pickled module's classes import from here
+            # Pickled, not MLflow 3's default torch.export (pt2) archive: an exported program keeps
+            # only forward(), and the server's drift monitor needs forward_with_embedding() too.
+            serialization_format="pickle",
             extra_files=[str(f) for f in extra_files] or None,
             pip_requirements=[
                 f"torch=={torch.__version__.split('+')[0]}",

@@ -1,21 +1,29 @@
-"""A real Prometheus scrapes a real model server; the drift alert fires when corrupted images arrive.
+"""A real Prometheus scrapes the real model server (`python -m serve`); the drift alert fires
+when corrupted images arrive.
 
-The server is tests/support/drift_app.py (the serving contract's metrics, fed by serve/drift.py)
-on the model and reference profile the pipeline's stages built; to run this against
-serve/app.py, change the `launch_server` import below to its launcher (same signature).
+The model and its reference profile are the pipeline's own: the session's trained project is
+taken through evaluate, profile and register into a local MLflow store, and the server loads
+`champion` from there, drift monitor included (a window of WINDOW images).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from stages.lib import tracking
 from stages.lib.dataset import load_arrays
+from tests.integration.conftest import run_stage
 from tests.support import prometheus
-from tests.support.drift_app import launch_server
+from tests.support.servers import ROOT, Server, free_port, launch, wait_ready
 
 WINDOW = 100  # the tiny test split has 400 images
 
@@ -26,12 +34,49 @@ def _metric(url: str, name: str) -> float:
     return float(next(line.split()[-1] for line in lines if line.startswith(name + " ")))
 
 
+def registered_project(template: Path, dest: Path) -> Path:
+    """A copy of the trained project with its model evaluated, profiled and registered (champion)."""
+    shutil.copytree(template, dest)
+    old, saved = os.getcwd(), {k: os.environ.pop(k, None) for k in ("MLFLOW_TRACKING_URI", "PIPELINE_EXECUTOR")}
+    os.chdir(dest)
+    try:
+        for name in ("evaluate", "profile", "register"):
+            assert run_stage(name) == 0, name
+    finally:
+        os.chdir(old)
+        os.environ.update({k: v for k, v in saved.items() if v is not None})
+    return dest
+
+
+def launch_server(workdir: Path, project: Path, window: int) -> tuple[Server, callable]:
+    """`python -m serve` on the project's champion, on a free port, ready; and
+    post(images uint8 (N, 32, 32, 3)) -> the response JSON."""
+    port = free_port()
+    env = {
+        "MLFLOW_TRACKING_URI": tracking.local_store(project)[0],
+        "SERVE_PORT": str(port),
+        "SERVE_DRIFT_WINDOW": str(window),
+        "PYTHONPATH": str(ROOT),
+    }
+    cmd = [sys.executable, "-m", "serve", "--params", str(project / "params.yaml")]
+    server = launch("serve", cmd, workdir, env, f"http://127.0.0.1:{port}")
+    wait_ready(server, "/ready")
+
+    def post(images: np.ndarray) -> dict:
+        data = json.dumps({"images": images.tolist()}).encode()
+        req = urllib.request.Request(server.url + "/predict", data, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return json.loads(resp.read())
+
+    return server, post
+
+
 @pytest.fixture
 def stack(trained_template, tmp_path):
     """(server, post, prometheus) on the session's trained project; both stopped by PID afterwards."""
     prometheus.binary("prometheus")  # skip before starting anything where it is missing
-    root = trained_template
-    server, post = launch_server(tmp_path, root / "models", root / "reports" / "reference_profile.json", WINDOW)
+    project = registered_project(trained_template, tmp_path / "project")
+    server, post = launch_server(tmp_path, project, WINDOW)
     try:
         prom = prometheus.start(tmp_path / "prometheus", server.url.removeprefix("http://"))
     except Exception:
@@ -47,7 +92,7 @@ def test_drift_alert_fires_on_corrupted_images_only(stack, trained_template):
     test = load_arrays(trained_template / "data" / "processed", "test")
     clean = np.ascontiguousarray(np.asarray(test.x).transpose(0, 2, 3, 1))[: 2 * WINDOW]
     for batch in np.split(clean, 4):
-        assert len(post(batch)["classes"]) == len(batch)
+        assert len(post(batch)["predictions"]) == len(batch)
     assert _metric(server.url, "cifar100_drift_detected") == 0
     # Prometheus has scraped the clean window (drift 0) and, evaluating every second, fires nothing.
     scraped = lambda: api_value(prom, 'cifar100_drift_detected{job="cifar100-serve"}') == 0  # noqa: E731

@@ -168,3 +168,5 @@ def test_a_pinned_version_and_a_version_without_a_card(serve_template, tmp_path)
     holder, _ = _app(root, model=version)
     assert holder.check() and holder.current.alias is None
     assert holder.current.fine_names[:2] == ["class_0", "class_1"]
+    # Registered pickled (registry.log_model), so the drift monitor can have the embedding too.
+    assert hasattr(holder.current.module, "forward_with_embedding")

@@ -180,6 +180,7 @@ def test_drift_seam_feeds_the_monitor_after_each_batch_and_sets_the_gauges(tmp_p
 
     import torch
 
+    import serve
     from serve.app import _forward
     from serve.metrics import Metrics
     from serve.model import LoadedModel, attach_monitor
@@ -187,7 +188,9 @@ def test_drift_seam_feeds_the_monitor_after_each_batch_and_sets_the_gauges(tmp_p
     assert attach_monitor(tmp_path) is None  # no profile in the model folder
     (tmp_path / "extra_files").mkdir()
     (tmp_path / "extra_files" / "reference_profile.json").write_text("{}")
-    monkeypatch.setitem(sys.modules, "serve.drift", types.SimpleNamespace(DriftMonitor=_Monitor))
+    fake = types.SimpleNamespace(DriftMonitor=_Monitor)
+    monkeypatch.setitem(sys.modules, "serve.drift", fake)
+    monkeypatch.setattr(serve, "drift", fake, raising=False)  # `from serve import drift` reads the attribute once imported
     monitor = attach_monitor(tmp_path)
     assert monitor.path == tmp_path / "extra_files" / "reference_profile.json"
 
