@@ -66,6 +66,14 @@ def queue_grid(root: Path, name: str, overrides: list[str], env: Mapping[str, st
     return names
 
 
+def head(root: Path) -> str:
+    """The commit queued experiments start from (DVC needs one: `git commit` the pipeline first)."""
+    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=60)
+    if done.returncode:
+        raise PipelineError(f"{root} has no git commit to run experiments from: commit the pipeline first")
+    return done.stdout.strip()
+
+
 def start(root: Path, jobs: int, env: Mapping[str, str]) -> None:
     dvc(root, "queue", "start", "-j", str(jobs), env=env)
 
@@ -100,12 +108,14 @@ def current_stage(root: Path, name: str) -> str | None:
     return found[-1] if found else None
 
 
-def show(root: Path) -> dict[str, dict[str, Any]]:
-    """`dvc exp show --json` as {experiment name: {"params": flat params, "metrics": flat metrics}}."""
+def show(root: Path, *select: str) -> dict[str, dict[str, Any]]:
+    """`dvc exp show --json SELECT` as {experiment name: {"params": flat params, "metrics": flat metrics}}.
+
+    SELECT picks baselines (`--rev REV`, `--all-commits`); by default DVC shows HEAD's experiments only."""
     from stages.lib.params import flatten
 
     rows: dict[str, dict[str, Any]] = {}
-    for baseline in json.loads(dvc(root, "exp", "show", "--json") or "[]"):
+    for baseline in json.loads(dvc(root, "exp", "show", "--json", *select) or "[]"):
         for exp in baseline.get("experiments") or []:
             for rev in exp.get("revs") or []:
                 data = rev.get("data") or {}

@@ -42,7 +42,7 @@ def promote(root: Path, name: str, environ: Mapping[str, str] | None = None, say
     environ = {
         k: v for k, v in (os.environ if environ is None else environ).items() if not k.startswith("PIPELINE_SWEEP")
     }
-    if name not in dvcq.show(root):
+    if name not in dvcq.show(root, "--all-commits"):
         raise PipelineError(f"no DVC experiment named {name!r}: see reports/sweep.md or `dvc exp show`")
     dvcq.dvc(root, "exp", "apply", name, env=environ)
     if _commit(root, COMMITTED, f"Promote sweep experiment {name}"):

@@ -140,7 +140,8 @@ def write(root: Path, record: dict) -> Path:
     from sweep import dvcq
 
     client = MlflowClient(record["tracking_uri"])
-    rows = collect(record, dvcq.show(root), child_runs(record), client)
+    select = ("--rev", record["baseline"]) if record.get("baseline") else ()  # HEAD may have moved since
+    rows = collect(record, dvcq.show(root, *select), child_runs(record), client)
     fsio.write_bytes(root / MD, markdown(record, rows).encode())
     fsio.write_bytes(root / PNG, figure(rows, record["keys"]))
     for path in (MD, PNG):

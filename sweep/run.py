@@ -44,6 +44,7 @@ class Sweep:
     tracking_uri: str = ""
     experiment: str = ""
     parent_run: str = ""
+    baseline: str = ""  # the commit the experiments start from
     names: list[str] = field(default_factory=list)
     states: dict[str, str] = field(default_factory=dict)
 
@@ -52,7 +53,8 @@ class Sweep:
         return grid_keys(self.grid)
 
     def record(self) -> dict:
-        keys = ("sweep_id", "grid", "fixed", "jobs", "tracking_uri", "experiment", "parent_run", "names", "states")
+        keys = ("sweep_id", "grid", "fixed", "jobs", "tracking_uri", "experiment", "parent_run", "baseline")
+        keys += ("names", "states")
         return {"keys": self.keys, **{k: getattr(self, k) for k in keys}}
 
 
@@ -177,6 +179,7 @@ def run(
             f"DVC's queue already holds {len(others)} unfinished experiment(s) ({', '.join(others[:5])}): "
             "wait for them (`dvc queue status`) or drop them (`dvc queue remove --queued`)"
         )
+    sw.baseline = dvcq.head(sw.root)
     mlruns.open_parent(sw, environ)
     env = worker_env(sw, environ)
     say(f"sweep {sw.sweep_id}: queueing {' '.join(sw.fixed + sw.grid)} (MLflow parent run {sw.parent_run})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
@@ -165,3 +166,9 @@ def test_wait_is_bounded(monkeypatch):
     sw = run.Sweep(run.Path("."), "s", ["a=1"], [], 1, names=["s-1"])
     with pytest.raises(PipelineError, match="sweep s not done after 0 s"):
         run.wait(sw, {}, lambda text: None, poll_s=0.01, timeout_s=0.0)
+
+
+def test_head_needs_a_commit(tmp_path):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    with pytest.raises(PipelineError, match="has no git commit to run experiments from: commit the pipeline first"):
+        dvcq.head(tmp_path)
