@@ -66,7 +66,7 @@ clean: ## remove scratch state (smoke sandboxes, checkpoints); keeps data, model
 # builds a new image and an unchanged one is reused. Code is mounted, not baked.
 # The default base gives the NVIDIA driver hookup; torch and its CUDA libraries come from the lock.
 BASE_IMAGE ?= nvidia/cuda:13.0.1-runtime-ubuntu22.04
-image_hash = $(shell cat $(1) | cat - <(echo "$(BASE_IMAGE)") | sha256sum | cut -c1-12)
+image_hash = $(shell cat $(1) 2>/dev/null | cat - <(echo "$(BASE_IMAGE)") | sha256sum | cut -c1-12)
 STAGE_IMAGE := cifar100-stage:$(call image_hash,stages/Dockerfile $(LOCK))
 RUNNER_IMAGE := cifar100-runner:$(shell cat Dockerfile.dvc-runner <(echo "$(STAGE_IMAGE)") | sha256sum | cut -c1-12)
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)

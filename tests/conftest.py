@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,23 @@ TINY = {
     "validate": {"max_train_test_duplicates": 0},
     "evaluate": {"batch_size": 256},
 }
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_uris_do_not_leak():
+    """mlflow.set_tracking_uri/set_registry_uri also write MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI
+    into os.environ, and the registry URI stays a process global: put both back after each test,
+    so one test's store never becomes the next one's registry."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    yield
+    for key in [k for k in os.environ if k.startswith("MLFLOW_") and k not in saved]:
+        del os.environ[key]
+    os.environ.update(saved)
+    if "mlflow" in sys.modules:
+        from mlflow.tracking import _model_registry, _tracking_service
+
+        _model_registry.utils._registry_uri = None
+        _tracking_service.utils._tracking_uri = None
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,9 @@ from that artifact location: one code path for MLflow 2.x and 3.x servers.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,6 +72,19 @@ def signature(num_classes: int):
     )
 
 
+@contextlib.contextmanager
+def _quiet(logger: str):
+    """Silence a logger's warnings for a block: saving pickled warns on every save, and the
+    stages promise one line of output per outcome."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def log_model(client, run_id: str, serving, num_classes: int, code_dir: Path, extra_files: Sequence[Path] = ()) -> str:
     """Save `serving` as an MLflow pytorch model into the run's artifacts; return its source URI.
 
@@ -79,7 +94,7 @@ def log_model(client, run_id: str, serving, num_classes: int, code_dir: Path, ex
     import torch
 
     example = np.random.default_rng(0).integers(0, 256, size=(2, 32, 32, 3), dtype=np.uint8)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _quiet("mlflow.pytorch"):
         local = Path(tmp) / ARTIFACT_PATH
         mlflow.pytorch.save_model(
             serving,
@@ -124,7 +139,14 @@ def unsupported(exc: Exception) -> bool:
 
 def logged_model(client, run_id: str) -> str | None:
     """Source URI of the model an earlier attempt logged to this run, if it is complete."""
-    names = {Path(f.path).name for f in client.list_artifacts(run_id, ARTIFACT_PATH)}
+    from mlflow.exceptions import MlflowException
+
+    try:
+        names = {Path(f.path).name for f in client.list_artifacts(run_id, ARTIFACT_PATH)}
+    except MlflowException:
+        # An MLflow 3 client falls back to logged-models/search when the run has no such folder;
+        # 2.x servers (DagsHub's) answer that route with 404. Either way: nothing logged yet.
+        return None
     return f"{client.get_run(run_id).info.artifact_uri}/{ARTIFACT_PATH}" if "MLmodel" in names else None
 
 

@@ -39,6 +39,8 @@ def configure(experiment: str) -> str:
     """Point MLflow at the store and experiment; return the experiment id."""
     import mlflow
 
+    # No tqdm bars from artifact up/downloads: a stage's output is its own lines.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     artifacts = None  # a server decides its own artifact root
     if not uri:

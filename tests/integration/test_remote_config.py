@@ -115,7 +115,8 @@ def test_outside_a_dvc_project(tmp_path, monkeypatch, capsys):
 def test_make_dagshub_keeps_the_token_off_every_command_line(repo):
     """Through make: the token is in .env only; no process ever sees it in its argv."""
     (repo / ".env").write_text(f"DAGSHUB_OWNER=alice\nDAGSHUB_REPO=cifar\nDAGSHUB_TOKEN={TOKEN}\n")
-    for name in ("Makefile", "pyproject.toml"):
+    for name in ("Makefile", "pyproject.toml", "env/requirements.lock"):  # make's install stamp hashes the last two
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
         (repo / name).write_bytes((ROOT / name).read_bytes())
     env = {k: v for k, v in os.environ.items() if not k.startswith(MANAGED)}
     env["PYTHONPATH"] = str(ROOT)
@@ -153,6 +154,8 @@ def test_make_derives_dagshub_mlflow_settings_for_recipes(repo):
     show = "\nshow-env:\n\t@env | grep -E '^MLFLOW_TRACKING_(URI|USERNAME)=' | sort\n"
     (repo / "Makefile").write_text((ROOT / "Makefile").read_text() + show)
     (repo / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
+    (repo / "env").mkdir(exist_ok=True)
+    (repo / "env" / "requirements.lock").write_bytes((ROOT / "env" / "requirements.lock").read_bytes())
     env = {k: v for k, v in os.environ.items() if not k.startswith(MANAGED)}
     done = subprocess.run(
         ["make", "-s", f"VENV={ROOT / '.venv'}", "show-env"],
@@ -173,6 +176,8 @@ def test_make_prefers_a_shell_value_over_dotenv(repo):
     show = "\nshow-env:\n\t@env | grep -E '^DAGSHUB_(OWNER|REPO)=' | sort\n"
     (repo / "Makefile").write_text((ROOT / "Makefile").read_text() + show)
     (repo / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
+    (repo / "env").mkdir(exist_ok=True)
+    (repo / "env" / "requirements.lock").write_bytes((ROOT / "env" / "requirements.lock").read_bytes())
     env = {k: v for k, v in os.environ.items() if not k.startswith(MANAGED)}
     env.update({"DAGSHUB_OWNER": "bob", "DAGSHUB_REPO": ""})  # empty counts as unset
     done = subprocess.run(

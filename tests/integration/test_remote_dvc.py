@@ -99,7 +99,8 @@ def toy_template(tmp_path_factory) -> Path:
     (root / "dvc.yaml").write_text(DVC_YAML)
     (root / "params.yaml").write_text("make:\n  n: 3\n")
     (root / ".gitignore").write_text("/.env\n")
-    for name in ("Makefile", "pyproject.toml"):
+    for name in ("Makefile", "pyproject.toml", "env/requirements.lock"):  # make's install stamp hashes the last two
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, root / name)
     sh(root, "git", "init", "-q", "-b", "main")
     sh(root, sys.executable, "-m", "dvc", "init", "-q")

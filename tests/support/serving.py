@@ -64,10 +64,11 @@ def register(root: Path, seed: int, arch: str = "small", champion: bool = True, 
 def pyfunc_probs(root: Path, version: str, images: np.ndarray) -> np.ndarray:
     """What MLflow's own pyfunc flavour predicts for these uint8 (N, 32, 32, 3) images."""
     import mlflow
+    from mlflow import MlflowClient
 
-    mlflow.set_registry_uri(store_uri(root))
-    mlflow.set_tracking_uri(store_uri(root))
-    return np.asarray(mlflow.pyfunc.load_model(f"models:/{NAME}/{version}").predict(images))
+    # Resolved through the registry, with no process-wide URI set (set_*_uri would leak into os.environ).
+    client = MlflowClient(tracking_uri=store_uri(root), registry_uri=store_uri(root))
+    return np.asarray(mlflow.pyfunc.load_model(client.get_model_version_download_uri(NAME, version)).predict(images))
 
 
 def png(array: np.ndarray, fmt: str = "PNG") -> bytes:

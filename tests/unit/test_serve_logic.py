@@ -190,7 +190,9 @@ def test_drift_seam_feeds_the_monitor_after_each_batch_and_sets_the_gauges(tmp_p
     (tmp_path / "extra_files" / "reference_profile.json").write_text("{}")
     fake = types.SimpleNamespace(DriftMonitor=_Monitor)
     monkeypatch.setitem(sys.modules, "serve.drift", fake)
-    monkeypatch.setattr(serve, "drift", fake, raising=False)  # `from serve import drift` reads the attribute once imported
+    monkeypatch.setattr(
+        serve, "drift", fake, raising=False
+    )  # `from serve import drift` reads the attribute once imported
     monitor = attach_monitor(tmp_path)
     assert monitor.path == tmp_path / "extra_files" / "reference_profile.json"
 
