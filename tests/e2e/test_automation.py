@@ -24,7 +24,7 @@ TINY = merge(
     {"data": {"synthetic": {"train_per_class": 10, "test_per_class": 4}}, "recipes": {"fast": {"epochs": 1}}},
 )
 SECRET = "pw-automation-secret-0123"
-ALL_STAGES = ["ingest", "validate", "preprocess", "train", "evaluate", "register"]
+ALL_STAGES = ["ingest", "validate", "preprocess", "train", "evaluate", "profile", "register"]
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,19 @@ def flow(tmp_path_factory, mlflow_servers, moto_s3):  # noqa: F811
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, root / name)
     git(root, "add", *EXTRA)
-    git(root, "-c", "user.name=e2e", "-c", "user.email=e2e@localhost", "commit", "-q", "-m", "make targets")
+    # --allow-empty: the sandbox may already hold them all
+    git(
+        root,
+        "-c",
+        "user.name=e2e",
+        "-c",
+        "user.email=e2e@localhost",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "make targets",
+    )
     origin = base / "origin.git"
     branch = git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
     git(base, "init", "-q", "--bare", "-b", branch, str(origin))  # its HEAD names the branch git-sync pushes
