@@ -46,15 +46,16 @@ def receive(fd: int, environ: MutableMapping[str, str]) -> dict[str, str]:
     return secrets
 
 
-def watch(fd: int, on_gone, grace_s: float = GRACE_S) -> threading.Thread:
-    """A daemon thread that calls on_gone() at end of fd, then exits the process after grace_s."""
+def watch(fd: int, on_gone, grace_s: float = GRACE_S, hard_exit=os._exit) -> threading.Thread:
+    """A daemon thread that calls on_gone() at end of fd, then hard_exit(137) after grace_s
+    (os._exit: a stage that ignores the interrupt still ends)."""
 
     def run() -> None:
         while os.read(fd, 1 << 12):
             pass
         print("stage: the runner is gone (its stdin closed): stopping", file=sys.stderr, flush=True)
         on_gone()
-        hard = threading.Timer(grace_s, os._exit, (EXIT_ORPHANED,))
+        hard = threading.Timer(grace_s, hard_exit, (EXIT_ORPHANED,))
         hard.daemon = True  # a stage that stops in time exits without waiting for it
         hard.start()
 

@@ -162,7 +162,7 @@ class _Monitor:
         self.seen = []
 
     @classmethod
-    def from_profile(cls, path):
+    def from_profile(cls, path, window=500):
         monitor = cls()
         monitor.path = path
         return monitor

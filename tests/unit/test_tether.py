@@ -2,6 +2,7 @@
 
 import os
 import threading
+import time
 
 import pytest
 
@@ -26,14 +27,19 @@ def test_secrets_line_goes_into_the_environment_and_nothing_past_it_is_read():
 
 def test_end_of_stdin_stops_the_stage(capfd):
     r, w = os.pipe()
-    gone = threading.Event()
-    thread = tether.watch(r, gone.set, grace_s=60)
+    gone, exited = threading.Event(), []
+    # Not os._exit: this test runs inside pytest's own process.
+    thread = tether.watch(r, gone.set, grace_s=0.1, hard_exit=exited.append)
     os.write(w, b"keepalive")
     assert not gone.wait(0.2)  # data is not the end
     os.close(w)  # the launcher died
     assert gone.wait(10)
     thread.join(10)
     assert "the runner is gone" in capfd.readouterr().err
+    deadline = time.monotonic() + 10
+    while not exited and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert exited == [tether.EXIT_ORPHANED]  # the hard exit after the grace period
     os.close(r)
 
 
