@@ -220,7 +220,7 @@ sweep: $(STAMP) ## run a grid on DVC's queue: GRID="recipes.fast.lr=0.2,0.4 ..."
 ifeq ($(EXECUTOR),docker)
 	$(MAKE) --no-print-directory build
 	@mkdir -p $(PIPELINE_LOCK_DIR) && chmod 1777 $(PIPELINE_LOCK_DIR) 2>/dev/null || true
-	$(SWEEP_RUNNER) $(SUPERVISED) python -m sweep run $(SWEEP_ARGS)
+	$(SWEEP_RUNNER) python -m sweep run $(SWEEP_ARGS)
 else
 	PIPELINE_EXECUTOR=local $(PY) -m sweep run $(SWEEP_ARGS)
 endif
@@ -232,7 +232,7 @@ promote: $(STAMP) ## apply a sweep experiment (EXP=name), commit it, run the reg
 	@test -n "$(EXP)" || { echo "make promote: set EXP=<experiment name> (see reports/sweep.md)"; exit 2; }
 ifeq ($(EXECUTOR),docker)
 	$(MAKE) --no-print-directory build
-	$(RUNNER) $(SUPERVISED) python -m sweep promote $(EXP)
+	$(RUNNER) python -m sweep promote $(EXP)
 else
 	PIPELINE_EXECUTOR=local $(PY) -m sweep promote $(EXP)
 endif
