@@ -88,7 +88,7 @@ def test_signal_to_make_run_stops_the_stage_and_leaves_nothing(tmp_path, base_im
         os.kill(proc.pid, sig)  # `kill PID` of make, which passes SIGTERM on to its recipe
     else:
         os.killpg(proc.pid, sig)  # closing the terminal / Ctrl-C: the whole foreground group
-    out = seen + proc.communicate(timeout=180)[0]
+    out = seen + proc.communicate(timeout=300)[0]
     assert proc.returncode != 0
     assert wait_gone(root) == [], out  # nothing left behind, not even exited containers
     assert "stage train was interrupted" in out and "rerun `make run` to resume" in out, out
