@@ -507,28 +507,25 @@ def sigterm_train(sb):
 
 
 # ---- I/O faults (item 8) -------------------------------------------------------------
-def checkpoints_is_file(sb):
-    shutil.rmtree(sb.root / "checkpoints", ignore_errors=True)
-    (sb.root / "checkpoints").write_text("")
-    exp = Expect(sb.stage("train"), words=("checkpoints", "ENOTDIR"), absent=("epoch 1/",))
-    (sb.root / "checkpoints").unlink()  # the injected file itself is not a leftover
+def _file_where_dir(sb, name: str, stage: str, words: tuple, absent: tuple = ()) -> Expect:
+    """A file where the stage's output folder `name` must be; the injected file itself is not a leftover."""
+    shutil.rmtree(sb.root / name, ignore_errors=True)
+    (sb.root / name).write_text("")
+    exp = Expect(sb.stage(stage), words=words, absent=absent)
+    (sb.root / name).unlink()
     return exp
+
+
+def checkpoints_is_file(sb):
+    return _file_where_dir(sb, "checkpoints", "train", ("checkpoints", "ENOTDIR"), absent=("epoch 1/",))
 
 
 def data_is_file(sb):
-    shutil.rmtree(sb.root / "data")
-    (sb.root / "data").write_text("")
-    exp = Expect(sb.stage("ingest"), words=("data", "errno"))
-    (sb.root / "data").unlink()
-    return exp
+    return _file_where_dir(sb, "data", "ingest", ("data", "errno"))
 
 
 def reports_is_file(sb):
-    shutil.rmtree(sb.root / "reports")
-    (sb.root / "reports").write_text("")
-    exp = Expect(sb.stage("validate"), words=("reports", "errno"))
-    (sb.root / "reports").unlink()
-    return exp
+    return _file_where_dir(sb, "reports", "validate", ("reports", "errno"))
 
 
 def disk_full_checkpoints(sb):

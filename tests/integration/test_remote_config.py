@@ -148,16 +148,16 @@ def test_dagshub_settings_imply_its_mlflow_unless_mlflow_is_set(tmp_path):
     assert own["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5000" and "MLFLOW_TRACKING_PASSWORD" not in own
 
 
-def test_make_derives_dagshub_mlflow_settings_for_recipes(repo):
-    """The Makefile's derivation, seen from a recipe's environment (values, not command lines)."""
-    (repo / ".env").write_text(f"DAGSHUB_OWNER=alice\nDAGSHUB_REPO=cifar\nDAGSHUB_TOKEN={TOKEN}\n")
-    show = "\nshow-env:\n\t@env | grep -E '^MLFLOW_TRACKING_(URI|USERNAME)=' | sort\n"
-    (repo / "Makefile").write_text((ROOT / "Makefile").read_text() + show)
+def _makefile_with(repo, recipe: str) -> None:
+    """The project's Makefile plus `recipe`, and the two files its install stamp hashes."""
+    (repo / "Makefile").write_text((ROOT / "Makefile").read_text() + recipe)
     (repo / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
     (repo / "env").mkdir(exist_ok=True)
     (repo / "env" / "requirements.lock").write_bytes((ROOT / "env" / "requirements.lock").read_bytes())
-    env = {k: v for k, v in os.environ.items() if not k.startswith(MANAGED)}
-    done = subprocess.run(
+
+
+def _show_env(repo, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
         ["make", "-s", f"VENV={ROOT / '.venv'}", "show-env"],
         cwd=repo,
         env=env,
@@ -165,6 +165,15 @@ def test_make_derives_dagshub_mlflow_settings_for_recipes(repo):
         text=True,
         timeout=60,
     )
+
+
+def test_make_derives_dagshub_mlflow_settings_for_recipes(repo):
+    """The Makefile's derivation, seen from a recipe's environment (values, not command lines)."""
+    (repo / ".env").write_text(f"DAGSHUB_OWNER=alice\nDAGSHUB_REPO=cifar\nDAGSHUB_TOKEN={TOKEN}\n")
+    show = "\nshow-env:\n\t@env | grep -E '^MLFLOW_TRACKING_(URI|USERNAME)=' | sort\n"
+    _makefile_with(repo, show)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(MANAGED)}
+    done = _show_env(repo, env)
     assert done.stdout.split() == [
         "MLFLOW_TRACKING_URI=https://dagshub.com/alice/cifar.mlflow",
         "MLFLOW_TRACKING_USERNAME=alice",
@@ -174,18 +183,8 @@ def test_make_derives_dagshub_mlflow_settings_for_recipes(repo):
 def test_make_prefers_a_shell_value_over_dotenv(repo):
     (repo / ".env").write_text("DAGSHUB_OWNER=alice\nDAGSHUB_REPO=cifar\n")
     show = "\nshow-env:\n\t@env | grep -E '^DAGSHUB_(OWNER|REPO)=' | sort\n"
-    (repo / "Makefile").write_text((ROOT / "Makefile").read_text() + show)
-    (repo / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
-    (repo / "env").mkdir(exist_ok=True)
-    (repo / "env" / "requirements.lock").write_bytes((ROOT / "env" / "requirements.lock").read_bytes())
+    _makefile_with(repo, show)
     env = {k: v for k, v in os.environ.items() if not k.startswith(MANAGED)}
     env.update({"DAGSHUB_OWNER": "bob", "DAGSHUB_REPO": ""})  # empty counts as unset
-    done = subprocess.run(
-        ["make", "-s", f"VENV={ROOT / '.venv'}", "show-env"],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _show_env(repo, env)
     assert done.stdout.split() == ["DAGSHUB_OWNER=bob", "DAGSHUB_REPO=cifar"]
