@@ -92,7 +92,9 @@ def _baseline(root: Path, version: str):
     mlflow = Path(sys.executable).parent / "mlflow"
     cmd = [str(mlflow), "models", "serve", "-m", f"models:/{serving.NAME}/{version}", "--env-manager", "local"]
     cmd += ["-h", "127.0.0.1", "-p", str(port), "-w", "1"]
-    server = launch("mlflow-serve", cmd, root, {"MLFLOW_TRACKING_URI": serving.store_uri(root)}, "")
+    # MLflow execs `uvicorn` by name: the venv's bin must be on PATH even when it is not activated.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    server = launch("mlflow-serve", cmd, root, {"MLFLOW_TRACKING_URI": serving.store_uri(root), "PATH": path}, "")
     server.url, server.ready_path = f"http://127.0.0.1:{port}", "/ping"
     body = {"inputs": np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8).tolist()}
 

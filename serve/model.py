@@ -59,11 +59,25 @@ def pick_device(wanted: str) -> str:
     return wanted
 
 
-def _names(card: dict, num_classes: int) -> tuple[list[str], list[str], np.ndarray]:
+def read_card(model_dir: Path, uri: str):
+    """The version's model card, checked by its owner (stages/lib/model_card.py); None without one."""
+    from stages.lib import model_card
+
+    path = model_dir / CARD
+    if not path.exists():
+        return None
+    try:
+        raw = json.loads(path.read_text())
+    except ValueError as exc:
+        raise model_card.ModelCardError(f"{uri}: {CARD}: not valid JSON: {exc}") from None
+    return model_card.from_dict(raw, f"{uri}: {CARD}")
+
+
+def _names(card, num_classes: int) -> tuple[list[str], list[str], np.ndarray]:
     """Class names from the card; placeholders for a version registered without one."""
-    if not card:
+    if card is None:
         return [f"class_{i}" for i in range(num_classes)], ["unknown"], np.zeros(num_classes, dtype=np.int64)
-    return list(card["fine_names"]), list(card["coarse_names"]), np.asarray(card["fine_to_coarse"], dtype=np.int64)
+    return list(card.fine_names), list(card.coarse_names), np.asarray(card.fine_to_coarse, dtype=np.int64)
 
 
 def attach_monitor(model_dir: Path, window: int = 500):
@@ -93,7 +107,7 @@ def load_version(
         local = Path(mlflow.artifacts.download_artifacts(source, dst_path=tmp, tracking_uri=client.tracking_uri))
         module = mlflow.pytorch.load_model(str(local), map_location="cpu").to(device)
         # Saved in eval mode; MLflow 3 may hand back an exported graph module, whose eval() raises.
-        card = json.loads((local / CARD).read_text()) if (local / CARD).exists() else {}
+        card = read_card(local, uri)
         monitor = attach_monitor(local, drift_window)
     with torch.inference_mode():  # one forward now, so a broken version fails here and not on a request
         probs = module(torch.zeros((1, 32, 32, 3), dtype=torch.uint8, device=device))

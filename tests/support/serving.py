@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 NAME = "cifar100-classifier"
 FINE = [f"fine_{i:02d}" for i in range(100)]
 COARSE = [f"coarse_{i:02d}" for i in range(20)]
@@ -22,6 +23,18 @@ def store_uri(root: Path) -> str:
     return tracking.local_store(root)[0]
 
 
+def make_card(arch: str):
+    """A checked model card for an `arch` net over FINE/COARSE, with the repository's settings."""
+    import dataclasses
+
+    from stages.lib import model_card, params
+
+    settings = params.load(ROOT / "params.yaml")
+    train = dataclasses.replace(params.train_config(settings), model=arch)
+    meta = {"fine_names": FINE, "coarse_names": COARSE, "fine_to_coarse": FINE_TO_COARSE}
+    return model_card.make(arch, {**meta, "mean": [0.5] * 3, "std": [0.25] * 3}, train, settings)
+
+
 def register(root: Path, seed: int, arch: str = "small", champion: bool = True, card: bool = True) -> str:
     """Log an untrained `arch` net (weights from `seed`) into root's store, register it; return the version."""
     import mlflow
@@ -29,7 +42,7 @@ def register(root: Path, seed: int, arch: str = "small", champion: bool = True, 
     from mlflow import MlflowClient
 
     import stages
-    from stages.lib import model, registry, tracking
+    from stages.lib import model, model_card, registry, tracking
 
     uri, artifacts = tracking.local_store(root)
     mlflow.set_tracking_uri(uri)
@@ -51,7 +64,7 @@ def register(root: Path, seed: int, arch: str = "small", champion: bool = True, 
         extra = []
         if card:
             path = Path(tmp) / "model.json"
-            path.write_text(json.dumps({"fine_names": FINE, "coarse_names": COARSE, "fine_to_coarse": FINE_TO_COARSE}))
+            path.write_text(json.dumps(model_card.to_dict(make_card(arch))))
             extra = [path]
         source = registry.log_model(client, run_id, serving, len(FINE), Path(stages.__file__).parent, extra)
     client.set_terminated(run_id)

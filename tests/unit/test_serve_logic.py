@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 
 import numpy as np
 import pytest
@@ -207,3 +208,23 @@ def test_drift_seam_feeds_the_monitor_after_each_batch_and_sets_the_gauges(tmp_p
     assert monitor.seen == [((3, 32, 32, 3), (3, 4), None)]  # no forward_with_embedding: plain forward
     assert metrics.drift_score._value.get() == 0.7 and metrics.drift_detected._value.get() == 1
     assert metrics.predicted.labels(class_name="d")._value.get() == 3
+
+
+def test_a_registered_card_is_read_through_its_typed_owner(tmp_path):
+    from serve.model import CARD, read_card
+    from stages.lib import model_card
+    from tests.support import serving
+
+    assert read_card(tmp_path, "models:/m/1") is None  # registered without a card: placeholders
+    (tmp_path / CARD).parent.mkdir()
+    card = model_card.to_dict(serving.make_card("small"))
+    (tmp_path / CARD).write_text(json.dumps(card))
+    assert read_card(tmp_path, "models:/m/1").fine_names == serving.FINE
+    (tmp_path / CARD).write_text(json.dumps({**card, "num_classes": 7}))
+    with pytest.raises(model_card.ModelCardError) as bad:
+        read_card(tmp_path, "models:/m/1")
+    assert str(bad.value).startswith("models:/m/1: extra_files/model.json") and "num_classes is 7" in str(bad.value)
+    assert "\n" not in str(bad.value)
+    (tmp_path / CARD).write_text("{")
+    with pytest.raises(model_card.ModelCardError, match=r"models:/m/1: extra_files/model.json: not valid JSON"):
+        read_card(tmp_path, "models:/m/1")
