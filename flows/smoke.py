@@ -14,17 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from flows.airflow_run import airflow_env, dags_test
 from flows.steps import ROOT, retries_in
 from flows.webhook import WebhookReceiver
-from scripts.sandbox import SMOKE_OVERRIDES, make_sandbox
+from scripts.sandbox import SMOKE_OVERRIDES, make_sandbox, scratch
 
 GIT_ID = {
     "GIT_AUTHOR_NAME": "automation",
@@ -104,13 +102,8 @@ def main() -> int:
     ap.add_argument("--executor", choices=("local", "docker"), default="local")
     ap.add_argument("--keep", action="store_true", help="keep the sandbox for inspection")
     args = ap.parse_args()
-    (ROOT / ".smoke").mkdir(exist_ok=True)
-    base = Path(tempfile.mkdtemp(prefix="automation-", dir=ROOT / ".smoke"))  # under the project: docker sees it
-    try:
+    with scratch("automation-", keep=args.keep) as base:
         result = smoke(base, args.executor)
-    finally:
-        if not args.keep:
-            shutil.rmtree(base, ignore_errors=True)
     print(json.dumps(result))
     ok = result["prefect"] == "Completed" and result["airflow"] == "success" and result["retried"] >= 1
     return 0 if ok else 1

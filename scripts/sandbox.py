@@ -8,11 +8,15 @@ tests; it never touches the project's params.yaml, dvc.lock or outputs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +50,24 @@ def merge(base: dict, extra: dict) -> dict:
     for key, value in extra.items():
         out[key] = merge(base[key], value) if isinstance(value, dict) else value
     return out
+
+
+@contextlib.contextmanager
+def scratch(prefix: str, keep: bool = False) -> Iterator[Path]:
+    """A fresh folder `.smoke/<prefix>XXXX` in the project, removed on the way out (also on
+    SIGTERM, turned into SystemExit(143) meanwhile, and Ctrl-C) unless `keep`. Under the project,
+    not /tmp: the Docker executor mounts the project at the same path, so stage containers see it."""
+    (ROOT / ".smoke").mkdir(exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=ROOT / ".smoke"))
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        yield path
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if keep:
+            print(f"sandbox kept at {path}", file=sys.stderr)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> None:

@@ -16,19 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python scripts/serve_smoke.py` from anywhere
 import numpy as np
 
-from scripts.sandbox import ROOT, SMOKE_OVERRIDES, make_sandbox, merge, repro
+from scripts.sandbox import ROOT, SMOKE_OVERRIDES, make_sandbox, merge, repro, scratch
 
 POLL_S = 1.0
 WAIT_S = 180  # bound on every wait for the server
@@ -158,14 +156,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the sandbox for inspection")
     ap.add_argument("--epochs", type=int, default=SMOKE_OVERRIDES["recipes"]["fast"]["epochs"])
     args = ap.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the server and the sandbox goes
-    (ROOT / ".smoke").mkdir(exist_ok=True)
-    sandbox = Path(tempfile.mkdtemp(prefix="serve-", dir=ROOT / ".smoke"))
-    try:
+    with scratch("serve-", keep=args.keep) as sandbox:  # SIGTERM too: `finally` stops the server
         result = smoke(sandbox, args.epochs)
-    finally:
-        if not args.keep:
-            shutil.rmtree(sandbox, ignore_errors=True)
     print(json.dumps(result))
     ok = result["predictions_match_pyfunc"] and result["reloaded_to"] != result["served_version"]
     return 0 if ok and result["bad_inputs_4xx"] == 5 else 1

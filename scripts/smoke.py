@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python scripts/smoke.py` from anywhere
-from scripts.sandbox import ROOT, SMOKE_OVERRIDES, make_sandbox, merge, repro
+from scripts.sandbox import SMOKE_OVERRIDES, make_sandbox, merge, repro, scratch
 
 
 def reproduced(sandbox: Path, decision: dict) -> str:
@@ -39,20 +37,12 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the sandbox for inspection")
     ap.add_argument("--epochs", type=int, default=SMOKE_OVERRIDES["recipes"]["fast"]["epochs"])
     args = ap.parse_args()
-    parent = ROOT / ".smoke"
-    parent.mkdir(exist_ok=True)
-    sandbox = Path(tempfile.mkdtemp(prefix="run-", dir=parent))
     overrides = merge(SMOKE_OVERRIDES, {"recipes": {"fast": {"epochs": args.epochs}}})
-    try:
+    with scratch("run-", keep=args.keep) as sandbox:
         decision = repro(make_sandbox(sandbox, overrides))
         decision["reproduced"] = reproduced(sandbox, decision)
-    finally:
-        if not args.keep:
-            shutil.rmtree(sandbox, ignore_errors=True)
     keys = ("model", "version", "aliases", "test_top1", "reproduced")
     print(json.dumps({k: decision[k] for k in keys}))
-    if args.keep:
-        print(f"sandbox kept at {sandbox}", file=sys.stderr)
     return 0
 
 

@@ -16,11 +16,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python scripts/sweep_smoke.py` from anywhere
-from scripts.sandbox import ROOT, SMOKE_OVERRIDES, make_sandbox, merge
+from scripts.sandbox import SMOKE_OVERRIDES, make_sandbox, merge, scratch
 
 GRID = ["recipes.fast.lr=0.01,0.02,0.03,0.1,0.2"]  # not 0.05, the baseline: DVC would not re-train it
 GIT_ENV = {"GIT_AUTHOR_NAME": "smoke", "GIT_AUTHOR_EMAIL": "smoke@localhost"}
@@ -79,11 +78,12 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--executor", choices=("local", "docker"), default=os.environ.get("PIPELINE_EXECUTOR") or "local")
     args = ap.parse_args()
-    (ROOT / ".smoke").mkdir(exist_ok=True)
-    dest = Path(tempfile.mkdtemp(prefix="sweep-", dir=ROOT / ".smoke"))
     env = sandbox_env(args.executor)
     overrides = merge(SMOKE_OVERRIDES, {"recipes": {"fast": {"epochs": args.epochs}}})
-    summary = sweep_smoke(prepare(dest, overrides, env), GRID, args.jobs, env, say=lambda t: print(t, file=sys.stderr))
+    with scratch("sweep-", keep=True) as dest:  # kept: the summary points at its reports/sweep.md
+        summary = sweep_smoke(
+            prepare(dest, overrides, env), GRID, args.jobs, env, say=lambda t: print(t, file=sys.stderr)
+        )
     print(json.dumps(summary))
     return 1 if summary["failed"] else 0
 
