@@ -134,7 +134,7 @@ def run(args) -> dict:
     # Both ways round (reference = even half, windows = odd half, and back), so the false-alarm
     # rate does not hang on how one half happens to differ from the other; corruptions on the first.
     for split, (ref, win) in enumerate(((0, 1), (1, 0))):
-        profile = drift_profile.build_profile(halves[ref], *outs[ref], card["fine_names"], args.pca)
+        profile = drift_profile.build_profile(halves[ref], *outs[ref], card.fine_names, args.pca)
         monitor = DriftMonitor(profile, window=args.window)
         found = Windows(monitor, halves[win], *outs[win]).pvalues(draw(args.clean_windows // 2, len(halves[win])))
         for key, ps in found.items():
@@ -149,7 +149,7 @@ def run(args) -> dict:
                 found = Windows(monitor, bad, probs, emb).pvalues(draw(args.windows, len(pool)))
                 table.setdefault(kind, {})[str(sev)] = found
     last = fsio.read_json(work / "reports" / "train_history.json")[-1]
-    model = {"architecture": card["architecture"], "epochs": last["epoch"], "val_acc": round(last["val_acc"], 4)}
+    model = {"architecture": card.architecture, "epochs": last["epoch"], "val_acc": round(last["val_acc"], 4)}
     return summarise(args, clean, table, model)
 
 

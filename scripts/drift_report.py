@@ -64,10 +64,10 @@ def assess(profile: dict, images: np.ndarray, model_dir: Path | None, alpha: flo
     monitor = DriftMonitor(profile, window=len(images), alpha=alpha)
     probs = emb = None
     if model_dir is not None:
-        from stages.lib import cli
+        from stages.lib import model_card
         from stages.profile import outputs, serving_model
 
-        cli.require(model_dir / "model.json", model_dir / "model.pt", producer="train")
+        model_card.require(model_dir)
         probs, emb = outputs(serving_model(model_dir)[0], images, 500)
     try:
         monitor.observe(images, probs, emb)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.lib import cli, drift_profile, fsio, params
+from stages.lib import cli, drift_profile, fsio, model_card, params
 from stages.lib.dataset import load_arrays
 
 
@@ -26,15 +26,11 @@ def sample(n_total: int, n: int, seed: int) -> np.ndarray:
 
 
 def serving_model(model_dir: Path):
-    """The ServingModel exactly as register logs it, on the CPU, in eval mode."""
-    import torch
-
+    """(ServingModel exactly as register logs it, on the CPU, in eval mode; the checked card)."""
     from stages.lib import model
 
-    card = fsio.read_json(model_dir / "model.json")
-    net = model.build(card["architecture"], card["num_classes"])
-    net.load_state_dict(torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True))
-    return model.ServingModel(net, card["mean"], card["std"]).eval(), card
+    card, net = model_card.build(model_dir)
+    return model.ServingModel(net, card.mean, card.std).eval(), card
 
 
 def outputs(serving, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -54,22 +50,16 @@ def outputs(serving, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, n
 
 def profile(cfg: params.Params, model_dir: Path, data_dir: Path, out: Path) -> dict:
     fsio.remove(out)
-    cli.require(model_dir / "model.json", model_dir / "model.pt", producer="train")
+    model_card.require(model_dir)
     test = load_arrays(data_dir, "test")
     idx = sample(len(test.x), cfg.profile.images, cfg.profile.seed)
     images = np.ascontiguousarray(np.asarray(test.x[idx]).transpose(0, 2, 3, 1))  # NCHW -> NHWC, as served
     serving, card = serving_model(model_dir)
     probs, emb = outputs(serving, images, cfg.profile.batch_size)
-    result = drift_profile.build_profile(images, probs, emb, card["fine_names"], cfg.profile.pca_components)
-    result["source"] = {"split": "test", "seed": cfg.profile.seed, "model_sha256": _sha(model_dir / "model.pt")}
+    result = drift_profile.build_profile(images, probs, emb, card.fine_names, cfg.profile.pca_components)
+    result["source"] = {"split": "test", "seed": cfg.profile.seed, "model_sha256": model_card.weights_sha256(model_dir)}
     fsio.write_json(out, result)
     return result
-
-
-def _sha(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _main(argv) -> None:

@@ -23,15 +23,15 @@ def store_uri(root: Path) -> str:
     return tracking.local_store(root)[0]
 
 
-def make_card(arch: str):
-    """A checked model card for an `arch` net over FINE/COARSE, with the repository's settings."""
+def make_card(arch: str, fine=FINE, coarse=COARSE, fine_to_coarse=FINE_TO_COARSE):
+    """A checked model card for an `arch` net over these classes, with the repository's settings."""
     import dataclasses
 
     from stages.lib import model_card, params
 
     settings = params.load(ROOT / "params.yaml")
     train = dataclasses.replace(params.train_config(settings), model=arch)
-    meta = {"fine_names": FINE, "coarse_names": COARSE, "fine_to_coarse": FINE_TO_COARSE}
+    meta = {"fine_names": list(fine), "coarse_names": list(coarse), "fine_to_coarse": list(fine_to_coarse)}
     return model_card.make(arch, {**meta, "mean": [0.5] * 3, "std": [0.25] * 3}, train, settings)
 
 

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from scripts import drift_report
-from stages.lib import drift_profile, fsio, model
+from stages.lib import drift_profile, fsio, model, model_card
+from tests.support import serving
 from tests.unit.test_drift import C, images, outputs
 
 
@@ -27,12 +28,11 @@ def profile_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    """A small untrained net saved as train saves one (model.pt + the card fields the loader reads)."""
-    root = tmp_path_factory.mktemp("models")
+    """A small untrained net saved as train saves one (stages/lib/model_card.py)."""
+    root = tmp_path_factory.mktemp("models") / "models"
     torch.manual_seed(0)
-    torch.save(model.build("small", C).state_dict(), root / "model.pt")
-    card = {"architecture": "small", "num_classes": C, "mean": [0.5] * 3, "std": [0.25] * 3}
-    fsio.write_json(root / "model.json", {**card, "fine_names": [f"c{i}" for i in range(C)]})
+    card = serving.make_card("small", [f"c{i}" for i in range(C)], ["all"], [0] * C)
+    model_card.save(root, model.build("small", C).state_dict(), card)
     return root
 
 
