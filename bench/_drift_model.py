@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from scripts.sandbox import make_sandbox
+from stages.lib import model_card
 
 # Small net, a few epochs: minutes on a CPU; no TTA (the monitor sees single views).
 RECIPE = {"model": "small", "epochs": 1, "batch_size": 256, "lr": 0.2, "tta_flip": False, "tta_translate": 0}
@@ -34,7 +35,7 @@ def ensure_model(workdir: Path, archive: Path, epochs: int) -> Path:
     if not (workdir / "dvc.yaml").exists():
         workdir.mkdir(parents=True, exist_ok=True)
         make_sandbox(workdir, overrides(archive, epochs))
-    if not (workdir / "models" / "model.pt").exists():
+    if not model_card.weights_path(workdir / "models").exists():
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
         env["PIPELINE_EXECUTOR"] = "local"
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
