@@ -12,7 +12,9 @@
 # stop_signal (SIGINT) to its init; init relays it to the whole process group,
 # so dvc waits while the launcher stops the stage container. A runner that died
 # instead (docker kill, OOM) is followed by `runner.guard --clear`, which drops
-# its stale DVC locks, so host-side dvc commands keep working.
+# its stale DVC locks, so host-side dvc commands keep working; stage containers
+# whose runner is gone are removed here. An interrupt or a kill ends in one line
+# (runner/outcome.py), from here only if the runner said none.
 #
 # Secrets (the REMOTE_VARS the Makefile exports) go to the runner as a 0600 file
 # on the host's tmpfs mounted at /run/secrets/pipeline, not as environment
@@ -53,7 +55,7 @@ trap 'stop SIGTERM' TERM
 trap '[ "$secrets_file" = /dev/null ] || rm -f "$secrets_file"' EXIT
 
 set -m  # the next background job gets its own process group
-"${compose[@]}" run --rm -T --name "$name" dvc-runner "$@" </dev/null &
+"${compose[@]}" run --rm -T --name "$name" -e PIPELINE_RUN="$name" dvc-runner "$@" </dev/null &
 pid=$!
 set +m
 rc=0
@@ -62,14 +64,34 @@ while :; do
     kill -0 "$pid" 2>/dev/null || break  # wait returned for a trapped signal: compose still runs
 done
 docker rm -f "$name" >/dev/null 2>&1  # compose killed before its --rm
-[ -n "$stopped" ] && echo "run: stopped on $stopped; rerun to resume: finished stages are not run again" >&2
-if [ "$rc" = 137 ]; then
-    stage=$(sed -n 's/.*"stage": "\([a-z]*\)".*/\1/p' .dvc/tmp/runner.lock 2>/dev/null)
-    echo "run: the dvc-runner was killed (exit 137: docker kill, or out of memory)${stage:+ during stage $stage};" \
-        "rerun to resume: finished stages are not run again" >&2
+project=${PROJECT_DIR:-$PWD}
+# A stage container never outlives its runner: remove this project's whose runner is gone
+# (a runner killed, or its launcher too slow to remove it under load). No container needed.
+for c in $(docker ps -aq --filter "label=cifar100.workdir=$project" 2>/dev/null); do
+    runner=$(docker inspect -f '{{index .Config.Labels "cifar100.runner"}}' "$c" 2>/dev/null)
+    [ -n "$runner" ] && [ "$(docker inspect -f '{{.State.Running}}' "$runner" 2>/dev/null)" != true ] &&
+        docker rm -f "$c" >/dev/null 2>&1
+done
+# One line per interrupt or kill (runner/outcome.py): say it here only if nobody in the runner did.
+record=$(cat "$project/.dvc/tmp/runner.lock" 2>/dev/null)
+case "$record" in *"\"run\": \"$name\""*) ;; *) record="" ;; esac  # another run's record tells nothing of this one
+field() { sed -n "s/.*\"$1\": \"\([a-z]*\)\".*/\1/p" <<<"$record"; }
+stage=$(field stage)
+hint="rerun \`make run\` to resume: finished stages are not run again"
+[ "$stage" = train ] && hint+=", and train continues from its last epoch checkpoint"
+if [ -z "$(field said)" ]; then
+    if [ -n "$stopped" ]; then
+        echo "run: interrupted by $stopped${stage:+ during stage $stage}; $hint" >&2
+    elif [ "$rc" = 137 ]; then
+        echo "run: the dvc-runner was killed (exit 137: docker kill, or out of memory)${stage:+ during stage $stage}; $hint" >&2
+    fi
 fi
-if [ -n "$stopped" ] || { [ "$rc" -ge 128 ] && [ "$rc" != 255 ]; }; then  # 255: dvc's own failure, locks released
-    "${compose[@]}" run --rm -T dvc-runner python -m runner.guard --clear </dev/null >&2 || true
-fi
+# dvc killed in the runner leaves its rwlock entries; dvc that ended on its own (an interrupt:
+# 130 or 252, a failure: 255) released them.
+case "$rc" in 130 | 252 | 255) ;; *)
+    if [ "$rc" -ge 128 ]; then
+        "${compose[@]}" run --rm -T dvc-runner python -m runner.guard --clear </dev/null >&2 || true
+    fi ;;
+esac
 [ -n "$stopped" ] && exit 130
 exit "$rc"

@@ -14,6 +14,9 @@ host reads a live host process under that PID and stays blocked. So:
   runners whose container no longer runs are removed here at start, and by
   `python -m runner.guard --clear` (what `make run` calls after a runner died),
   together with this project's stage containers left by such runners.
+- One line per interrupt or kill: the record also says which stage runs and
+  whether its end was already said (runner/outcome.py); dvc's own summary of
+  it is dropped.
 
 Secrets reach the runner as a file (/run/secrets/pipeline, a bind mount of a
 0600 file on the host's tmpfs), read into this process's environment only.
@@ -31,6 +34,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from runner import outcome
 from stages.lib.cli import PipelineError
 
 LOCK = Path(".dvc/tmp/runner.lock")
@@ -80,7 +84,9 @@ def acquire(cid: str, command: list[str], lock: Path = LOCK) -> int:
             f"(`{info.get('command', 'dvc')}` since {info.get('started', '?')}{stage}); wait for it, "
             f"or stop it with `docker stop {other}`"
         ) from None
-    note(fd, container=cid, command=" ".join(command), started=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+    os.ftruncate(fd, 0)  # a fresh record: nothing of the previous run's stages
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    note(fd, container=cid, command=" ".join(command), started=started, run=os.environ.get("PIPELINE_RUN", ""))
     return fd
 
 
@@ -91,13 +97,14 @@ def note(fd: int, **info: str) -> None:
     os.pwrite(fd, json.dumps(record).encode(), 0)
 
 
-def note_stage(stage: str, container: str, lock: Path = LOCK) -> None:
-    """Called by the launcher: the stage now running, for the messages of a second run and of a kill."""
+def mark(lock: Path = LOCK, **info: str) -> None:
+    """Called by the launcher: the stage now running (`stage`, '' once it ended) and whether its
+    interrupt or kill was said (`said`), for a second run's refusal and the one line of an interrupt."""
     if lock.is_file():
         with contextlib.suppress(OSError):
             fd = os.open(lock, os.O_RDWR)
             try:
-                note(fd, stage=stage, stage_container=container)
+                note(fd, **info)
             finally:
                 os.close(fd)
 
@@ -137,8 +144,14 @@ def clear_stale_rwlock(tmp_dir: Path, running: Callable[[str], bool]) -> int:
     with _edit_rwlock(str(tmp_dir), localfs, False) as rwlock:
         entries = stale_entries(rwlock, running)
         drop(rwlock, entries)
-    for _, path, info in entries:
-        print(f"runner: removed a stale DVC lock on {path} left by {info['cmd']!r} (its container is gone)")
+    if entries:  # one line, however many paths
+        paths = sorted({path for _, path, _ in entries})
+        owners = sorted({_MARKED.search(str(info["cmd"])).group(1) for _, _, info in entries})
+        more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+        print(
+            f"runner: removed stale DVC locks on {', '.join(paths[:3])}{more}, left by runner container "
+            f"{', '.join(owners)} (its container is gone)"
+        )
     return len(entries)
 
 
@@ -214,7 +227,8 @@ def run_dvc(args: list[str]) -> int:
     os.environ["PIPELINE_RUNNER_ID"] = cid
     sys.argv = [f"dvc ({MARK} {cid[:12]})", *args]
     try:
-        return dvc_main(args)
+        with outcome.quiet_dvc(lambda: _parse(os.pread(fd, 1 << 16, 0)), lambda **info: note(fd, **info)):
+            return dvc_main(args)
     finally:
         os.close(fd)
 
@@ -230,6 +244,8 @@ def main(argv: list[str]) -> int:
     except PipelineError as exc:
         print(f"runner: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # before dvc ran: runner/compose-run.sh says so in one line
+        return 130
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ interrupt or a kill says which stage it hit and that rerunning resumes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import gpu_lease, sweep_env
+from runner.outcome import verdict
 from stages.lib.cli import PipelineError
 
 # Variables a stage may see. Anything else in the runner's environment stays there.
@@ -219,6 +221,16 @@ def _stream(container) -> int:
     return int(container.wait()["StatusCode"])
 
 
+def _stop(container) -> None:
+    """SIGTERM to the stage (it cleans its scratch and exits 143), then SIGKILL after 5 s."""
+    from docker.errors import DockerException
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)  # one interrupt is enough: the rest must not cut the cleanup
+    with contextlib.suppress(DockerException, OSError):  # a slow daemon: _remove() kills it anyway
+        container.stop(timeout=5)
+
+
 def _terminate(signum, frame):
     raise KeyboardInterrupt  # unwinds into run()'s finally, which stops the container
 
@@ -238,30 +250,17 @@ def tether(container, secrets: Mapping[str, str]):
     return sock
 
 
-RESUME = "rerun `make run` to resume: finished stages are not run again"
-
-
-def resume_hint(stage: str) -> str:
-    return RESUME + (", and train continues from its last epoch checkpoint" if stage == "train" else "")
-
-
-def verdict(stage: str, code: int, oom_killed: bool) -> str | None:
-    """One line for a stage that was killed, or None for an ordinary exit code."""
-    if oom_killed:
-        return f"stage {stage} was killed by the out-of-memory killer (exit {code}); {resume_hint(stage)}"
-    if code == 137:
-        return f"stage {stage} was killed (exit 137: `docker kill`, or out of memory); {resume_hint(stage)}"
-    if code in (130, 143):
-        return f"stage {stage} was interrupted (exit {code}); {resume_hint(stage)}"
-    return None
-
-
 def _finish(container, stage: str, code: int) -> int:
     container.reload()
-    line = verdict(stage, code, bool(container.attrs.get("State", {}).get("OOMKilled")))
-    if line:
-        print(f"launch: {line}", file=sys.stderr)
+    _say(stage, verdict(stage, code, bool(container.attrs.get("State", {}).get("OOMKilled"))))
     return code
+
+
+def _say(stage: str, line: str | None) -> None:
+    """The one line of an interrupted or killed stage; recorded as said (runner/outcome.py)."""
+    if line:
+        print(f"launch: {line}", file=sys.stderr, flush=True)
+        _mark(said=stage)
 
 
 def _runner_id(environ: Mapping[str, str]) -> str:
@@ -271,10 +270,28 @@ def _runner_id(environ: Mapping[str, str]) -> str:
     return environ.get("PIPELINE_RUNNER_ID") or guard.container_id() or ""
 
 
-def _note_stage(stage: str, container) -> None:
+def _mark(**info: str) -> None:
     from runner import guard
 
-    guard.note_stage(stage, container.short_id)
+    guard.mark(**info)
+
+
+def _remove(container) -> None:
+    """Remove the stage container, stopping it first if it runs; a second signal or a slow
+    daemon under load must not cut this short (a container never outlives its launcher)."""
+    from docker.errors import DockerException, NotFound
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    for attempt in range(3):
+        try:
+            container.remove(force=True)
+            return
+        except NotFound:
+            return
+        except (DockerException, OSError) as exc:  # a timeout under load: try again
+            if attempt == 2:
+                print(f"launch: could not remove container {container.short_id}: {exc}", file=sys.stderr)
 
 
 def run(argv: list[str], environ: Mapping[str, str]) -> int:
@@ -297,27 +314,25 @@ def _run_container(argv: list[str], environ: Mapping[str, str]) -> int:
     spec = container_spec(argv, Path.cwd(), image_name, image.id, env, uid, gid, devices, image_digest(image.attrs))
     signal.signal(signal.SIGTERM, _terminate)
     container = client.containers.create(**{k: v for k, v in spec.items() if k != "detach"})
-    print(
-        f"launch: stage {argv[0]} in container {container.short_id} ({spec['name']}), image {image.short_id}",
-        file=sys.stderr,
-    )
-    _note_stage(argv[0], container)
     sock = None
     try:
+        where = f"container {container.short_id} ({spec['name']}), image {image.short_id}"
+        print(f"launch: stage {argv[0]} in {where}", file=sys.stderr)
+        _mark(stage=argv[0], stage_container=container.short_id, said="")
         sock = tether(container, stage_secrets(argv[0], environ))
         return _finish(container, argv[0], _stream(container))
     except KeyboardInterrupt:
-        print(f"launch: interrupted, stopping container {container.short_id}", file=sys.stderr)
-        container.stop(timeout=5)
-        print(f"launch: stage {argv[0]} was interrupted; {resume_hint(argv[0])}", file=sys.stderr)
+        _stop(container)
+        _say(argv[0], verdict(argv[0], 130, False))
         return 130
     finally:
+        _remove(container)  # first: closing its stdin would interrupt it (runner/tether.py)
         if sock is not None:
             raw = getattr(sock, "_sock", None)
             sock.close()
             if raw is not None:
                 raw.close()
-        container.remove(force=True)  # force: stops it first if it still runs
+        _mark(stage="")
 
 
 def main(argv: list[str]) -> int:

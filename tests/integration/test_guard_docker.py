@@ -32,7 +32,7 @@ def test_clear_drops_dead_runners_locks_and_stage_containers(tmp_path, client, b
         assert orphan.id not in [c.id for c in client.containers.list(all=True)]
         other.reload()  # another project's container is not this project's business
         out = capsys.readouterr().out
-        assert "removed a stale DVC lock" in out and "removed stage container" in out
+        assert "removed stale DVC locks" in out and "removed stage container" in out
     finally:
         for ct in (orphan, other):
             try:

@@ -48,14 +48,17 @@ def test_clear_stale_rwlock_edits_dvcs_file(tmp_path, capsys):
     assert json.loads((tmp_path / "rwlock").read_text()) == {
         "write": {"/p/data/raw": {"pid": 4242, "cmd": "dvc repro"}}
     }
-    assert "removed a stale DVC lock on /p/models" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1, out  # one line, however many entries
+    assert "removed stale DVC locks on /p/data/processed, /p/models, /p/params.yaml," in out
+    assert f"left by runner container {LIVE[:12]}, {DEAD[:12]} (its container is gone)" in out
     assert guard.clear_stale_rwlock(tmp_path / "none", running=lambda cid: False) == 0
 
 
 def test_a_second_runner_is_refused_naming_the_first(tmp_path):
     lock = tmp_path / ".dvc" / "tmp" / "runner.lock"
     fd = guard.acquire(LIVE, ["dvc", "repro"], lock)
-    guard.note_stage("train", "c0ffee123456", lock)
+    guard.mark(lock, stage="train", stage_container="c0ffee123456")
     # Another process (as another runner container would be) cannot take it.
     code = f"from runner import guard; guard.acquire('{DEAD}', ['dvc', 'repro'], __import__('pathlib').Path('{lock}'))"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
@@ -66,7 +69,22 @@ def test_a_second_runner_is_refused_naming_the_first(tmp_path):
     assert f"docker stop {LIVE[:12]}" in str(err.value) and "\n" not in str(err.value)
     os.close(fd)  # what the kernel does when the runner dies
     os.close(guard.acquire(DEAD, ["dvc", "repro"], lock))
-    assert guard.holder(lock)["container"] == DEAD and "stage" in guard.holder(lock)
+    assert guard.holder(lock)["container"] == DEAD
+    assert "stage" not in guard.holder(lock)  # a fresh record: nothing of the previous run's stages
+
+
+def test_the_record_names_the_run_and_what_was_said(tmp_path, monkeypatch):
+    lock = tmp_path / "runner.lock"
+    monkeypatch.setenv("PIPELINE_RUN", "cifar100-runner-0a1b2c3d")  # set by runner/compose-run.sh
+    fd = guard.acquire(LIVE, ["dvc", "repro"], lock)
+    guard.mark(lock, stage="train", said="")
+    guard.mark(lock, said="train")
+    guard.mark(lock, stage="")
+    record = guard.holder(lock)
+    assert record["run"] == "cifar100-runner-0a1b2c3d" and record["said"] == "train" and record["stage"] == ""
+    os.close(fd)
+    guard.mark(tmp_path / "absent.lock", stage="x")  # no record (a launcher on a host): nothing
+    assert not (tmp_path / "absent.lock").exists()
 
 
 def test_holder_of_a_missing_or_garbled_lock_is_empty(tmp_path):

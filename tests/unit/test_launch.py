@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from docker.types import DeviceRequest
 
-from runner import launch
+from runner import launch, outcome
 from stages.__main__ import main as dispatch
 from stages.lib.cli import PipelineError
 
@@ -84,14 +84,8 @@ def test_stage_containers_carry_their_runner_for_orphan_cleanup():
     assert labels["cifar100.runner"] == "f" * 64 and labels["cifar100.workdir"] == "/home/u/proj"
 
 
-def test_kills_and_interrupts_name_the_stage_and_say_rerunning_resumes():
-    assert launch.verdict("train", 0, False) is None and launch.verdict("validate", 1, False) is None
-    killed = launch.verdict("train", 137, False)
-    assert killed.startswith("stage train was killed (exit 137: `docker kill`, or out of memory)")
-    assert "rerun `make run` to resume" in killed and "last epoch checkpoint" in killed
-    assert "out-of-memory killer" in launch.verdict("evaluate", 137, True)
-    assert "checkpoint" not in launch.verdict("evaluate", 137, True)
-    assert launch.verdict("ingest", 130, False).startswith("stage ingest was interrupted (exit 130)")
+def test_kills_and_interrupts_are_judged_by_runner_outcome():  # tested in tests/unit/test_outcome.py
+    assert launch.verdict is outcome.verdict
 
 
 def test_image_digest_is_the_registry_digest_or_none():
