@@ -655,13 +655,13 @@ def register_same_weights_again(sb):  # item 14
 # ---- under Docker (items 1-4; Ctrl-C and docker kill during train) ----------------
 class _Trickle(http.server.BaseHTTPRequestHandler):
     """Announces a big archive and sends a byte every 0.2 s: the download, and so the
-    ingest stage, stays busy until it is interrupted (at most 120 s)."""
+    ingest stage, stays busy until it is interrupted (at most 300 s: longer than any case waits)."""
 
     def do_GET(self):
         self.send_response(200)
         self.send_header("Content-Length", str(1 << 30))
         self.end_headers()
-        for _ in range(600):
+        for _ in range(1500):
             try:
                 self.wfile.write(b"\0")
                 self.wfile.flush()
@@ -729,11 +729,14 @@ def _train_running(sb: Sandbox, env: dict) -> subprocess.Popen:
 def docker_two_runs(sb):  # item 1: the second `make run` is refused in one line naming the first
     env = _docker_env(sb)
     first = _ingest_running(sb, env)
-    second = finish(_make_run(sb, env), timeout=45)  # a refusal takes seconds; a second run would hang here
+    # A refusal takes seconds when idle; on a loaded 2-core machine starting its runner container
+    # (compose, then the guard) is slow, and the old 45 s bound made the case flaky. A second run
+    # that is not refused would hang here (the first's ingest trickles on), and fail the words.
+    second = finish(_make_run(sb, env), timeout=180)
     os.killpg(first.pid, signal.SIGINT)
     finish(first, timeout=120)
     after = sb.dvc("status")  # a killed or finished runner's lock must not block host-side dvc
-    exp = Expect(second)
+    exp = Expect(second, words=("another `make run` is running",))
     if "lock" in after.out.lower() and after.rc:
         exp.notes.append("host-side `dvc status` blocked by a stale lock")
     return exp
@@ -881,6 +884,10 @@ def main() -> int:
     unknown = sorted(set(names) - set(CASES))
     if unknown:
         ap.error(f"unknown cases {unknown}; known: {', '.join(CASES)}")
+    # Started in the background (`... &` from a script), this process and so every child ignores
+    # SIGINT, and a shell (runner/compose-run.sh) cannot trap a signal ignored at its start: the
+    # Ctrl-C cases would test nothing. Children get a terminal's disposition: SIGINT at default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     began = time.perf_counter()
     (ROOT / ".smoke").mkdir(exist_ok=True)
     parent = args.prepared or Path(tempfile.mkdtemp(prefix="faults-", dir=ROOT / ".smoke"))
