@@ -43,6 +43,19 @@ _DECOMPRESSORS = (
 )
 
 
+def _extract_all(tar: tarfile.TarFile, dest: Path) -> None:
+    """tarfile's `data` filter; where this Python lacks it (before 3.11.4, as the stage images'
+    3.11.2) a stricter stand-in: regular files and folders inside dest, nothing else."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    root = dest.resolve()
+    for member in tar:
+        if not (member.isfile() or member.isdir()) or not (root / member.name).resolve().is_relative_to(root):
+            raise tarfile.TarError(f"member {member.name!r} is not a file or folder inside the archive")
+        tar.extract(member, dest, set_attrs=False)
+
+
 def _extract(archive: Path, dest: Path) -> None:
     """Unpack a (compressed) tarball in one streaming pass, then read the compressed
     stream to its end so a corrupt member that tar never looks at still fails."""
@@ -52,7 +65,7 @@ def _extract(archive: Path, dest: Path) -> None:
         opener = next((cls for prefix, cls in _DECOMPRESSORS if magic.startswith(prefix)), None)
         stream = opener(raw) if opener else raw
         with stream, tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 20, copybufsize=1 << 20) as tar:
-            tar.extractall(dest, filter="data")
+            _extract_all(tar, dest)
             while stream.read(1 << 20):  # the checksum is verified at the end of the stream
                 pass
 

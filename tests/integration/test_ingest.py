@@ -1,6 +1,7 @@
 import hashlib
 import http.server
 import io
+import shutil
 import tarfile
 import threading
 from pathlib import Path
@@ -112,6 +113,22 @@ def test_archive_with_right_md5_is_unpacked(project, archive):
     assert run_stage("ingest") == 0
     got = dataset.read_raw(project / "data" / "raw")
     np.testing.assert_array_equal(got.test.images, synthetic.generate(SOURCE).test.images)
+
+
+@pytest.mark.parametrize("has_data_filter", [True, False], ids=["data-filter", "python-before-3.11.4"])
+def test_members_outside_the_archive_root_are_refused(project, archive, capsys, monkeypatch, has_data_filter):
+    """The stage images run Python 3.11.2, whose tarfile has no `filter`: the stand-in refuses too."""
+    if not has_data_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+        test_archive_with_right_md5_is_unpacked(project, archive)  # a good archive still unpacks
+        shutil.rmtree(project / "data" / "raw")
+    evil = project / "evil.tar.gz"
+    with tarfile.open(evil, "w:gz") as tar:
+        tar.add(archive, arcname="cifar-100-python/../../outside.tar.gz")
+    md5 = _md5(evil.read_bytes())
+    set_params(project, data={"source": "archive", "archive": {"path": str(evil), "md5": md5}})
+    assert "cannot be unpacked" in _fails_cleanly(project, capsys)
+    assert not (project / "outside.tar.gz").exists() and not (project.parent / "outside.tar.gz").exists()
 
 
 def test_archive_with_wrong_md5_fails_and_leaves_no_output(project, archive, capsys):
