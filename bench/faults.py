@@ -449,7 +449,9 @@ def _scratch(root: Path, name: str) -> bool:
 
 
 def _signal_ingest(sb: Sandbox, sig: signal.Signals, code: int) -> Expect:
-    sb.params(data=SLOW_INGEST)
+    # A trickling download, not SLOW_INGEST's few seconds of work: on a loaded machine the
+    # signal once came after the stage had finished (rc 0), and the case tested nothing.
+    _busy_ingest(sb)
     proc = sb.start(sb.stage_cmd("ingest"))
     wait_for(lambda: _scratch(sb.root, "raw"), proc)
     os.killpg(proc.pid, sig)
@@ -552,7 +554,7 @@ def mlflow_unreachable(sb):
 
 def two_run_locals(sb):
     """A second `dvc repro` while the first holds DVC's lock is refused in one line."""
-    sb.params(data=SLOW_INGEST)
+    _busy_ingest(sb)  # the first stays in ingest until interrupted, however slow the second is
     first = sb.start([sys.executable, "-m", "dvc", "repro", "ingest"])
     wait_for(lambda: _scratch(sb.root, "raw"), first)
     second = sb.dvc("repro")
