@@ -42,12 +42,12 @@ if [ "${PIPELINE_NO_SECRETS:-0}" != 1 ]; then
 fi
 export PIPELINE_SECRETS_FILE=$secrets_file
 
-stopped=""
+stopped="" halted=""
 stop() {
     trap '' HUP INT TERM
     stopped=$1
     echo "run: $1: stopping the dvc-runner ($name) and its stage container" >&2
-    docker stop -t 30 "$name" >/dev/null 2>&1
+    docker stop -t 30 "$name" >/dev/null 2>&1 && halted=1
 }
 trap 'stop SIGHUP' HUP
 trap 'stop SIGINT' INT
@@ -62,6 +62,13 @@ rc=0
 while :; do
     wait "$pid"; rc=$?
     kill -0 "$pid" 2>/dev/null || break  # wait returned for a trapped signal: compose still runs
+    # The signal came before compose had created the runner (docker stop found nothing):
+    # stop it as soon as it exists, or the run would go on. Bounded: 120 tries, 1 s apart.
+    for _ in $(seq 120); do
+        { [ -n "$halted" ] || ! kill -0 "$pid" 2>/dev/null; } && break
+        sleep 1
+        docker stop -t 30 "$name" >/dev/null 2>&1 && halted=1
+    done
 done
 docker rm -f "$name" >/dev/null 2>&1  # compose killed before its --rm
 project=${PROJECT_DIR:-$PWD}

@@ -103,6 +103,29 @@ def test_signal_to_make_run_stops_the_stage_and_leaves_nothing(tmp_path, base_im
     assert not (root / "models").exists()  # nothing written outside DVC's knowledge
 
 
+def test_ctrl_c_before_the_runner_exists_still_stops_the_run(tmp_path, base_image):
+    """Ctrl-C while compose is still starting: `docker stop` finds no container yet, so the
+    wrapper keeps trying until the runner exists (runner/compose-run.sh), and the run stops."""
+    root = _own(sandbox(tmp_path, LONG))
+    proc = start_run(root, base_image)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # compose has started (after the wrapper's traps); it takes a while to start
+        found = subprocess.run(
+            ["pgrep", "-s", str(proc.pid), "-f", "run --rm -T --name cifar100-runner-"], capture_output=True
+        )
+        if found.returncode == 0:
+            break
+        time.sleep(0.05)
+    early = project_containers(root)
+    os.killpg(proc.pid, signal.SIGINT)
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode != 0, out
+    assert early == [], f"the runner existed already: not the case under test\n{out}"
+    assert "run: SIGINT: stopping the dvc-runner" in out
+    assert "launch: stage train in container" not in out, out  # the run did not go on
+    assert wait_gone(root) == [], out
+
+
 def test_second_run_is_refused_and_a_killed_runner_blocks_nothing(tmp_path, base_image):
     root = _own(sandbox(tmp_path, LONG))
     before = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
