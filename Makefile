@@ -261,7 +261,7 @@ rollback: $(STAMP) ## move the champion alias back to the previous champion; ser
 	$(PY) scripts/rollback.py --params $(SERVE_PARAMS)
 
 serve-smoke: $(STAMP) ## smoke model in a sandbox, served; real PNGs, alias moved, reload checked; one JSON line
-	PIPELINE_EXECUTOR=local $(PY) scripts/serve_smoke.py
+	PIPELINE_EXECUTOR=local $(PY) scripts/serve_smoke.py $(SERVE_SMOKE_ARGS)
 
 # ---- drift monitoring, Prometheus and Grafana --------------------------------
 # The reference profile is the `profile` stage's output (reports/reference_profile.json,
@@ -306,5 +306,3 @@ airflow-venv: ## build .venv-airflow (Airflow 3, kept apart from .venv; see READ
 
 automation-smoke: $(STAMP) airflow-venv ## Prefect flow + Airflow `dags test` on the smoke sandbox, one injected fault; one JSON line
 	$(PY) flows/smoke.py $(if $(filter docker,$(EXECUTOR)),--executor docker)
-
-	PIPELINE_EXECUTOR=local $(PY) scripts/serve_smoke.py $(SERVE_SMOKE_ARGS)

@@ -1,0 +1,30 @@
+"""The Makefile: each target's recipe is what it says (a merge once left serve-smoke's
+recipe line after a blank line, where make adds it to the target above it)."""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.conftest import ROOT
+
+
+def test_no_recipe_line_after_a_blank_line():
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    stray = [
+        f"Makefile:{i + 1}: {line.strip()}"
+        for i, line in enumerate(lines)
+        if i and line.startswith("\t") and not lines[i - 1].strip()
+    ]
+    assert stray == [], "a recipe line after a blank line belongs to the target above it"
+
+
+def _dry_run(*args: str) -> list[str]:
+    cmd = ["make", "-n", "--no-print-directory", "-C", str(ROOT), *args, "STAMP="]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()
+
+
+def test_the_smoke_targets_run_their_own_script_with_their_args():
+    serve = _dry_run("serve-smoke", "SERVE_SMOKE_ARGS=--epochs 2")
+    assert len(serve) == 1 and serve[0].endswith("scripts/serve_smoke.py --epochs 2")
+    automation = _dry_run("automation-smoke")
+    assert not any("serve_smoke" in line for line in automation) and "flows/smoke.py" in automation[-1]
