@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from runner import launch
+from runner import launch, stage_spec
 from stages.lib import fsio
 from tests.conftest import ROOT
 from tests.integration.conftest import run_stage, stage_argv
@@ -57,7 +57,7 @@ def test_missing_image_is_never_pulled(project, monkeypatch, capsys, image):
 def test_forced_gpu_without_runtime_fails_clearly(project, monkeypatch, capsys, image):
     import docker
 
-    if launch.has_gpu_runtime(docker.from_env().info()):
+    if stage_spec.has_gpu_runtime(docker.from_env().info()):
         pytest.skip("this daemon has GPUs")
     monkeypatch.setenv("PIPELINE_IMAGE", image)
     monkeypatch.setenv("PIPELINE_GPUS", "all")

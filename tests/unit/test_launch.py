@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from docker.types import DeviceRequest
 
-from runner import launch, outcome
+from runner import launch, outcome, stage_spec
 from stages.__main__ import main as dispatch
 from stages.lib.cli import PipelineError
 
@@ -33,7 +33,7 @@ def _spec(**changes):
         devices=[],
     )
     args.update(changes)
-    return launch.container_spec(**args)
+    return stage_spec.container_spec(**args)
 
 
 def test_project_is_mounted_at_its_own_path_and_used_as_workdir():
@@ -48,7 +48,7 @@ def test_runs_the_same_stage_argv_as_the_invoking_user_on_host_network():
     assert spec["command"] == ["python", "-m", "stages", "train", "--params", "params.yaml"]
     assert spec["user"] == "1000:1001"
     assert spec["network_mode"] == "host"
-    assert spec["shm_size"] == launch.SHM_SIZE
+    assert spec["shm_size"] == stage_spec.SHM_SIZE
     assert spec["name"].startswith("cifar100-train-") and spec["labels"]["cifar100.stage"] == "train"
 
 
@@ -60,20 +60,20 @@ def test_environment_is_allow_listed_and_holds_no_secret():
     assert env["PIPELINE_EXECUTOR"] == "local" and env["PIPELINE_IMAGE_ID"] == "sha256:ab"
     assert env["PIPELINE_STAGE_EXECUTOR"] == "docker" and env["PIPELINE_IMAGE_DIGEST"] == "none"
     assert _spec(image_digest="stage@sha256:cd")["environment"]["PIPELINE_IMAGE_DIGEST"] == "stage@sha256:cd"
-    assert env["PIPELINE_GIT_COMMIT"] == "abc" and env["HOME"] == launch.STAGE_HOME
+    assert env["PIPELINE_GIT_COMMIT"] == "abc" and env["HOME"] == stage_spec.STAGE_HOME
     assert env["PIPELINE_TETHER"] == "1" and spec["stdin_open"]  # secrets come over stdin
     assert "s3cret" not in repr(spec)
 
 
 @pytest.mark.parametrize("stage", ["ingest", "validate", "preprocess"])
 def test_stages_without_mlflow_get_neither_its_settings_nor_any_secret(stage):
-    assert launch.stage_secrets(stage, ENV) == {}
+    assert stage_spec.stage_secrets(stage, ENV) == {}
     assert not any(k.startswith(("MLFLOW_", "AWS_")) for k in _spec(argv=[stage])["environment"])
 
 
 @pytest.mark.parametrize("stage", ["train", "evaluate", "register"])
 def test_mlflow_stages_get_its_secrets_only(stage):
-    assert launch.stage_secrets(stage, {**ENV, "MLFLOW_TRACKING_TOKEN": ""}) == {
+    assert stage_spec.stage_secrets(stage, {**ENV, "MLFLOW_TRACKING_TOKEN": ""}) == {
         "MLFLOW_TRACKING_PASSWORD": "s3cret",
         "AWS_SECRET_ACCESS_KEY": "nope",  # an S3 artifact store without proxying needs them
     }
@@ -89,8 +89,8 @@ def test_kills_and_interrupts_are_judged_by_runner_outcome():  # tested in tests
 
 
 def test_image_digest_is_the_registry_digest_or_none():
-    assert launch.image_digest({"RepoDigests": ["r/stage@sha256:cd", "s@sha256:cd"]}) == "r/stage@sha256:cd"
-    assert launch.image_digest({"RepoDigests": []}) == launch.image_digest({}) == "none"
+    assert stage_spec.image_digest({"RepoDigests": ["r/stage@sha256:cd", "s@sha256:cd"]}) == "r/stage@sha256:cd"
+    assert stage_spec.image_digest({"RepoDigests": []}) == stage_spec.image_digest({}) == "none"
 
 
 NVIDIA = {"Runtimes": {"runc": {}, "nvidia": {}}}
@@ -100,23 +100,23 @@ NONE = {"Runtimes": {"runc": {}}, "CDISpecDirs": ["/etc/cdi"]}
 
 @pytest.mark.parametrize("info", [NVIDIA, CDI])
 def test_auto_requests_all_gpus_when_the_daemon_has_them(info):
-    devices, notice = launch.gpu_request("auto", info)
+    devices, notice = stage_spec.gpu_request("auto", info)
     assert notice is None and devices == [DeviceRequest(count=-1, capabilities=[["gpu"]])]
 
 
 def test_auto_falls_back_to_cpu_with_a_notice():
-    devices, notice = launch.gpu_request("auto", NONE)
+    devices, notice = stage_spec.gpu_request("auto", NONE)
     assert devices == [] and "running on CPU" in notice
 
 
 def test_forced_modes():
-    assert launch.gpu_request("none", NVIDIA) == ([], None)
-    devices, _ = launch.gpu_request("0,1", NVIDIA)
+    assert stage_spec.gpu_request("none", NVIDIA) == ([], None)
+    devices, _ = stage_spec.gpu_request("0,1", NVIDIA)
     assert devices[0]["DeviceIDs"] == ["0", "1"]
     with pytest.raises(PipelineError, match="no NVIDIA runtime"):
-        launch.gpu_request("all", NONE)
+        stage_spec.gpu_request("all", NONE)
     with pytest.raises(PipelineError, match="PIPELINE_GPUS must be"):
-        launch.gpu_request("gpu0", NVIDIA)
+        stage_spec.gpu_request("gpu0", NVIDIA)
 
 
 def test_missing_image_setting_is_a_clear_error(monkeypatch, capsys):

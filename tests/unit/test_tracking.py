@@ -69,10 +69,10 @@ def test_provenance_of_an_in_process_stage(tmp_path, monkeypatch):
 
 def test_provenance_of_a_stage_the_launcher_ran(tmp_path, monkeypatch):
     """Exactly the environment runner/launch.py gives a stage container (PIPELINE_EXECUTOR=local there)."""
-    from runner import launch
+    from runner import stage_spec
 
     monkeypatch.chdir(tmp_path)
-    for name, value in launch.stage_env({}, "sha256:ab", "stage@sha256:cd").items():
+    for name, value in stage_spec.stage_env({}, "sha256:ab", "stage@sha256:cd").items():
         monkeypatch.setenv(name, value)
     tags = tracking.provenance([])
     assert (tags["executor"], tags["image.id"], tags["image.digest"]) == ("docker", "sha256:ab", "stage@sha256:cd")
