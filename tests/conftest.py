@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,18 @@ TINY = {
     "validate": {"max_train_test_duplicates": 0},
     "evaluate": {"batch_size": 256},
 }
+
+
+def pytest_configure(config):
+    """The processes tests signal must see what a terminal gives them. A suite started in the
+    background (`pytest &` from a script, some CI runners) inherits SIGINT (and maybe SIGTERM,
+    SIGHUP) ignored; children inherit that, and a shell cannot trap a signal ignored at its
+    start, so `make run`'s wrapper would never see the Ctrl-C a test sends it."""
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    defaults[signal.SIGHUP] = signal.SIG_DFL
+    for sig, handler in defaults.items():
+        if signal.getsignal(sig) is signal.SIG_IGN:
+            signal.signal(sig, handler)
 
 
 @pytest.fixture(autouse=True)
