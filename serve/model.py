@@ -1,6 +1,5 @@
 """A registered version loaded for serving: the MLflow pytorch model, its card's
-class names, and (when the model folder has a reference profile and serve/drift.py
-exists) a drift monitor.
+class names, and (when the version has a reference profile) a drift monitor.
 
 Loading goes through MLflow: the version's folder is downloaded with
 `mlflow.artifacts.download_artifacts` and read by `mlflow.pytorch.load_model`.
@@ -8,7 +7,6 @@ Loading goes through MLflow: the version's folder is downloaded with
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -64,13 +62,7 @@ def read_card(model_dir: Path, uri: str):
     from stages.lib import model_card
 
     path = model_dir / CARD
-    if not path.exists():
-        return None
-    try:
-        raw = json.loads(path.read_text())
-    except ValueError as exc:
-        raise model_card.ModelCardError(f"{uri}: {CARD}: not valid JSON: {exc}") from None
-    return model_card.from_dict(raw, f"{uri}: {CARD}")
+    return model_card.read(path, f"{uri}: {CARD}") if path.exists() else None
 
 
 def _names(card, num_classes: int) -> tuple[list[str], list[str], np.ndarray]:
@@ -81,17 +73,12 @@ def _names(card, num_classes: int) -> tuple[list[str], list[str], np.ndarray]:
 
 
 def attach_monitor(model_dir: Path, window: int = 500):
-    """The drift monitor for this version, or None. Seam for serve/drift.py (owned by the
-    drift work): absent module or absent profile -> no monitor, the drift gauges stay 0."""
+    """The drift monitor for this version, or None when it was registered without a reference
+    profile (the drift gauges then stay 0)."""
+    from serve import drift
+
     profile = model_dir / PROFILE
-    if not profile.exists():
-        return None
-    try:
-        from serve import drift  # may not exist yet
-    except ImportError:
-        log.info("serve/drift.py not present: drift gauges stay 0")
-        return None
-    return drift.DriftMonitor.from_profile(profile, window=window)
+    return drift.DriftMonitor.from_profile(profile, window=window) if profile.exists() else None
 
 
 def load_version(

@@ -119,12 +119,18 @@ def require(model_dir: str | Path, producer: str = "train") -> None:
 def load(model_dir: str | Path) -> ModelCard:
     """The checked card of the model in model_dir."""
     require(model_dir)
-    path = card_path(model_dir)
+    return read(card_path(model_dir))
+
+
+def read(path: str | Path, where: str | None = None) -> ModelCard:
+    """The checked card in the file at path (a models/ folder's, or one a registered version
+    carries); errors name `where` (default: the path)."""
+    where = where or str(path)
     try:
         raw = fsio.read_json(path)
     except ValueError as exc:
-        raise ModelCardError(f"{path}: not valid JSON: {exc}") from None
-    return from_dict(raw, str(path))
+        raise ModelCardError(f"{where}: not valid JSON: {exc}") from None
+    return from_dict(raw, where)
 
 
 def load_weights(model_dir: str | Path, map_location: Any = "cpu") -> dict:
