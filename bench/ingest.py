@@ -21,12 +21,11 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 from bench._common import alternating_best, run
-from scripts.sandbox import merge
+from smoke.sandbox import merge
 from stages.lib import dataset, params, synthetic
+
+ROOT = Path(__file__).resolve().parent.parent
 
 REAL = ROOT.parent / "shared" / "cifar100" / "cifar-100-python.tar.gz"
 
@@ -65,7 +64,7 @@ def main() -> None:
         size_mb = archive.stat().st_size / 2**20
         (work / "tar").mkdir()
         stage = [sys.executable, "-m", "stages"]
-        env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+        env = {"PATH": "/usr/bin:/bin"}  # the stages import from the installed project
 
         def stages():
             run([*stage, "ingest", "--params", "params.yaml", "--out", "data/raw"], work, env)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.sandbox import merge
+from smoke.sandbox import merge
 from stages.__main__ import main as dispatch
 from stages.lib import params
 from tests.conftest import ROOT, TINY, write_params
@@ -63,7 +63,7 @@ def trained(trained_template, tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def serve_template(tmp_path_factory):
     """A registry with two versions of an untrained small net: (root, v1 champion, v2)."""
-    from tests.support import serving
+    from smoke import serving
 
     return serving.template_store(tmp_path_factory.mktemp("serve-registry"))
 
@@ -71,7 +71,7 @@ def serve_template(tmp_path_factory):
 @pytest.fixture
 def serve_store(serve_template, tmp_path):
     """A private copy of that registry (aliases may be moved freely) with params.yaml: (root, v1, v2)."""
-    from tests.support import serving
+    from smoke import serving
 
     root, v1, v2 = serve_template
     return serving.copy_store(root, tmp_path / "store"), v1, v2

@@ -26,12 +26,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from scripts.sandbox import merge
+from smoke.sandbox import merge
 from stages.lib import fsio, model_card, params, tracking
+
+ROOT = Path(__file__).resolve().parent.parent
 
 EXPERIMENT = "bench-train"
 PREPARE = ("ingest", "validate", "preprocess")
