@@ -1,7 +1,7 @@
 """Claim: a stage in its own container costs at most 1 s more than running it locally.
 
 Measured, on a live Docker engine with the images built (`make build`):
-1. Launch overhead: fastest wall time of `python -m stages validate` through the
+1. Launch overhead: fastest wall time of `python -m runner validate` through the
    launcher (PIPELINE_EXECUTOR=docker: docker SDK create/start/stream/wait/
    remove around the stage) minus the same stage run locally (executor=local),
    against `docker run --rm BASE true`, Docker's own floor for one container.
@@ -47,7 +47,7 @@ def launch_overhead(project: Path, base: str, image: str, repeats: int) -> dict:
     validate = [
         sys.executable,
         "-m",
-        "stages",
+        "runner",
         "validate",
         "--params",
         "params.yaml",

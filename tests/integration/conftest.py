@@ -1,4 +1,5 @@
-"""Run real stages in-process through `python -m stages`, with argv taken from dvc.yaml."""
+"""Run real stages in-process through the runner's dispatcher (`python -m runner`, local executor),
+with argv taken from dvc.yaml."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from runner.__main__ import main as dispatch
 from smoke.sandbox import merge
-from stages.__main__ import main as dispatch
 from stages.lib import params
 from tests.conftest import ROOT, TINY, write_params
 
@@ -17,7 +18,7 @@ DVC_YAML = params.read_yaml(ROOT / "dvc.yaml")
 
 
 def stage_argv(name: str) -> list[str]:
-    """The stage's argv exactly as dvc.yaml's cmd gives it, minus `python -m stages`."""
+    """The stage's argv exactly as dvc.yaml's cmd gives it, minus `python -m runner`."""
     return shlex.split(DVC_YAML["stages"][name]["cmd"])[3:]
 
 

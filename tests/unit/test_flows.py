@@ -194,7 +194,7 @@ def test_drift_trigger_is_rate_limited(tmp_path, monkeypatch):
 
 
 def test_report_reads_what_dvc_and_register_wrote(tmp_path, monkeypatch):
-    log = "Stage 'ingest' didn't change, skipping\nRunning stage 'train':\n> python -m stages train\n"
+    log = "Stage 'ingest' didn't change, skipping\nRunning stage 'train':\n> python -m runner train\n"
     log += "Running stage 'register':\n"
     assert report.stages_rerun(log) == ["train", "register"]
     run = tmp_path / "run"
