@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from smoke import serving
-from tests.support.servers import free_port, launch, wait_ready
+from smoke.servers import free_port, launch, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 
