@@ -102,7 +102,7 @@ def copy_store(template: Path, dest: Path) -> Path:
 
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(template / "mlflow.db", dest / "mlflow.db")
-    shutil.copy2(Path(__file__).resolve().parents[2] / "params.yaml", dest / "params.yaml")
+    shutil.copy2(ROOT / "params.yaml", dest / "params.yaml")
     return dest
 
 
