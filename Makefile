@@ -32,17 +32,18 @@ EXECUTOR ?= local
 smoke: $(STAMP) ## whole pipeline on small synthetic data, away from real outputs (EXECUTOR=docker: in containers)
 ifeq ($(EXECUTOR),docker)
 	$(MAKE) --no-print-directory build
-	PIPELINE_NO_SECRETS=1 $(RUNNER) python scripts/smoke.py
+	PIPELINE_NO_SECRETS=1 $(RUNNER) python -m smoke.pipeline
 else
-	PIPELINE_EXECUTOR=local $(PY) scripts/smoke.py
+	PIPELINE_EXECUTOR=local $(PY) -m smoke.pipeline
 endif
 
 test: $(STAMP) ## run the test suite with coverage (the 85% floor applies to the full run only)
 	$(PY) -m pytest --cov --cov-report=term $(if $(PYTEST_ARGS),--cov-fail-under=0) $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff lint + format check (pyproject.toml); exits non-zero on any finding
+lint: $(STAMP) ## ruff lint + format check + the import layers (pyproject.toml); non-zero on any finding
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
@@ -135,19 +136,19 @@ endif
 .PHONY: dagshub push pull git-sync mlflow-check
 
 dagshub: $(STAMP) ## point DVC's default remote at DagsHub (or DVC_REMOTE_URL) from .env; keys to .dvc/config.local
-	$(PY) -m scripts.dagshub_setup
+	$(PY) -m ops.dagshub_setup
 
 push: $(STAMP) ## push DVC data, outputs and run-cache to the default remote (REMOTE=name for another)
-	$(PY) -m scripts.remote push $(if $(REMOTE),--remote $(REMOTE))
+	$(PY) -m ops.remote push $(if $(REMOTE),--remote $(REMOTE))
 
 pull: $(STAMP) ## pull DVC data, outputs and run-cache (after a fresh clone, `dvc repro` is then a no-op)
-	$(PY) -m scripts.remote pull $(if $(REMOTE),--remote $(REMOTE))
+	$(PY) -m ops.remote pull $(if $(REMOTE),--remote $(REMOTE))
 
 git-sync: $(STAMP) ## commit dvc.lock, params and reports (only those) and push to origin; refuses until pushed
-	$(PY) -m scripts.git_sync
+	$(PY) -m ops.git_sync
 
 mlflow-check: $(STAMP) ## check the MLflow server in MLFLOW_TRACKING_URI answers and accepts the credentials
-	$(PY) -m scripts.remote check
+	$(PY) -m ops.remote check
 
 # A wrong MLflow password must stop the run before `dvc repro` deletes a stage's outputs.
 run-local: mlflow-check
@@ -159,7 +160,7 @@ run-local: mlflow-check
 # BENCH_TRAIN_ARGS="--recipes fast --archive /data/cifar-100-python.tar.gz".
 .PHONY: bench-train
 bench-train: $(STAMP) ## train each recipe; time-to-accuracy table in reports/bench_train.{json,md}
-	PIPELINE_EXECUTOR=local $(PY) scripts/bench_train.py $(BENCH_TRAIN_ARGS)
+	PIPELINE_EXECUTOR=local $(PY) -m bench.train $(BENCH_TRAIN_ARGS)
 
 # ---- fault matrix (issue 12) -------------------------------------------------
 # Each fault in a copy of one tiny prepared sandbox; one JSON line {"faults", "clean",
@@ -174,22 +175,22 @@ bench-faults: $(STAMP) ## run the fault matrix: every fault must end in one line
 # first so a misspelt key is named (`params.yaml: unknown key train.recipee`).
 .PHONY: check-params check-params-image
 check-params: $(STAMP) ## check params.yaml (names a misspelt or bad key before DVC's templating error)
-	@$(PY) -m scripts.check_params params.yaml
+	@$(PY) -m ops.check_params params.yaml
 run-local: check-params
 
 # The same check for `make run`/`make stage`, in the stage image (no host venv needed).
 check-params-image: build
 	@docker run --rm --network none --user $(HOST_UID):$(HOST_GID) -v "$(CURDIR)":"$(CURDIR)":ro -w "$(CURDIR)" \
-	    $(STAGE_IMAGE) python -m scripts.check_params params.yaml
+	    $(STAGE_IMAGE) python -m ops.check_params params.yaml
 run stage: check-params-image
 
-# Rebuild a registered version from its own record (scripts/reproduce.py): its
+# Rebuild a registered version from its own record (ops/reproduce.py): its
 # commit in a scratch git worktree, its settings, its data by DVC hash; one JSON verdict.
 .PHONY: reproduce
 MODEL ?= cifar100-classifier
 reproduce: $(STAMP) ## rebuild a registered version and compare weights: make reproduce VERSION=3 (or ALIAS=champion)
 	@test -n "$(VERSION)$(ALIAS)" || { echo "reproduce: error: say which version: VERSION=n or ALIAS=champion" >&2; exit 2; }
-	$(PY) -m scripts.reproduce --model "$(MODEL)" $(if $(ALIAS),--alias "$(ALIAS)",--version "$(VERSION)")
+	$(PY) -m ops.reproduce --model "$(MODEL)" $(if $(ALIAS),--alias "$(ALIAS)",--version "$(VERSION)")
 
 # ---- one pinned environment (env/requirements.lock) -------------------------
 # The whole dependency set, dev tools included, resolved once from pyproject.toml
@@ -238,7 +239,7 @@ else
 endif
 
 sweep-smoke: $(STAMP) ## a sweep of 5 tiny experiments (2 workers) in a sandbox; one JSON line
-	$(PY) scripts/sweep_smoke.py --executor $(EXECUTOR)
+	$(PY) -m smoke.sweep --executor $(EXECUTOR)
 
 # ---- serving: the registry's champion over HTTP (serve/) ----------------------
 # Settings: params.yaml's serve: section, overridden by SERVE_MODEL (alias or
@@ -258,10 +259,10 @@ else
 endif
 
 rollback: $(STAMP) ## move the champion alias back to the previous champion; servers follow within their poll
-	$(PY) scripts/rollback.py --params $(SERVE_PARAMS)
+	$(PY) -m ops.rollback --params $(SERVE_PARAMS)
 
 serve-smoke: $(STAMP) ## smoke model in a sandbox, served; real PNGs, alias moved, reload checked; one JSON line
-	PIPELINE_EXECUTOR=local $(PY) scripts/serve_smoke.py $(SERVE_SMOKE_ARGS)
+	PIPELINE_EXECUTOR=local $(PY) -m smoke.serve $(SERVE_SMOKE_ARGS)
 
 # ---- drift monitoring, Prometheus and Grafana --------------------------------
 # The reference profile is the `profile` stage's output (reports/reference_profile.json,
@@ -271,7 +272,7 @@ PROFILE ?= reports/reference_profile.json
 DRIFT_OUT ?= reports/drift
 drift-report: $(STAMP) ## IMAGES=DIR|FILE.npy against the reference profile: reports/drift/drift_report.{html,png,json}
 	@test -n "$(IMAGES)" || { echo "drift-report: set IMAGES=DIR (PNG/JPEG files) or IMAGES=FILE.npy (uint8 N,32,32,3)"; exit 2; }
-	$(PY) -m scripts.drift_report --images "$(IMAGES)" --profile "$(PROFILE)" --out "$(DRIFT_OUT)" \
+	$(PY) -m ops.drift_report --images "$(IMAGES)" --profile "$(PROFILE)" --out "$(DRIFT_OUT)" \
 	    $(if $(wildcard models/model.pt),--model models)
 
 bench-drift: $(STAMP) ## false-alarm and detection rates of the drift monitor on real CIFAR-100 (CIFAR100_DIR=...)
@@ -305,4 +306,4 @@ airflow-venv: ## build .venv-airflow (Airflow 3, kept apart from .venv; see READ
 	.ci/setup-airflow.sh
 
 automation-smoke: $(STAMP) airflow-venv ## Prefect flow + Airflow `dags test` on the smoke sandbox, one injected fault; one JSON line
-	$(PY) flows/smoke.py $(if $(filter docker,$(EXECUTOR)),--executor docker)
+	$(PY) -m smoke.automation $(if $(filter docker,$(EXECUTOR)),--executor docker)

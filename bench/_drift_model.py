@@ -1,6 +1,6 @@
 """A small model trained on the real CIFAR-100 for the drift bench, through the real stages.
 
-A scratch git+DVC project (scripts/sandbox.py) with data.source=archive pointing at
+A scratch git+DVC project (smoke/sandbox.py) with data.source=archive pointing at
 the real archive and the `fast` recipe shrunk to the small CPU net; `dvc repro train`
 there. The directory is kept, so a second bench run reuses the model (DVC skips).
 """
@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts.sandbox import make_sandbox
+from smoke.sandbox import make_sandbox
 from stages.lib import model_card
 
 # Small net, a few epochs: minutes on a CPU; no TTA (the monitor sees single views).

@@ -1,6 +1,6 @@
 """Claim: Prefect and Airflow add at most 1.2x + 5 s to a no-op reproduce (`make run` alone).
 
-Measured: in a scratch git+DVC copy of the pipeline (scripts/sandbox.py, synthetic
+Measured: in a scratch git+DVC copy of the pipeline (smoke/sandbox.py, synthetic
 data, 1 epoch), reproduced once to completion first, the wall time from a trigger
 to a finished no-op reproduce of:
 - `make run` alone (docker executor; `--executor local`: `make run-local`),
@@ -25,14 +25,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 from bench._common import timed
 from flows.airflow_run import airflow_env, dags_test, migrate
-from flows.smoke import prepare, run_env
 from flows.steps import make_cmd
-from scripts.sandbox import SMOKE_OVERRIDES, merge
+from smoke.automation import prepare, run_env
+from smoke.sandbox import SMOKE_OVERRIDES, merge
+
+ROOT = Path(__file__).resolve().parent.parent
 
 OVERRIDES = merge(SMOKE_OVERRIDES, {"recipes": {"fast": {"epochs": 1}}})
 

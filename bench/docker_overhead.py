@@ -1,12 +1,12 @@
 """Claim: a stage in its own container costs at most 1 s more than running it locally.
 
 Measured, on a live Docker engine with the images built (`make build`):
-1. Launch overhead: fastest wall time of `python -m stages validate` through the
+1. Launch overhead: fastest wall time of `python -m runner validate` through the
    launcher (PIPELINE_EXECUTOR=docker: docker SDK create/start/stream/wait/
    remove around the stage) minus the same stage run locally (executor=local),
    against `docker run --rm BASE true`, Docker's own floor for one container.
 2. Whole pipeline: `make run` (runner container + six stage containers) vs
-   `make run-local` semantics (`dvc repro` on the host) on scripts/smoke.py's
+   `make run-local` semantics (`dvc repro` on the host) on smoke/pipeline.py's
    synthetic sandbox, fresh sandbox each, one run each; per-stage difference.
 Prints one JSON line with both and their ratios.
 """
@@ -21,11 +21,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 from bench._common import alternating_best, run, timed
-from scripts.sandbox import SMOKE_OVERRIDES, make_sandbox, merge
+from smoke.sandbox import SMOKE_OVERRIDES, make_sandbox, merge
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _image(base: str) -> str:
@@ -48,7 +47,7 @@ def launch_overhead(project: Path, base: str, image: str, repeats: int) -> dict:
     validate = [
         sys.executable,
         "-m",
-        "stages",
+        "runner",
         "validate",
         "--params",
         "params.yaml",

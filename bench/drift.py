@@ -33,14 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 from bench._drift_model import ensure_model
 from serve.drift import DEFAULT_ALPHA, DriftMonitor, ks_pvalue
 from stages.lib import drift_profile, fsio
 from stages.lib.dataset import load_arrays
 from stages.profile import outputs, serving_model
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # Hendrycks & Dietterich (ICLR 2019), make_cifar_c.py: the CIFAR parameters, severities 1..5.
 SEVERITY = {

@@ -1,7 +1,7 @@
 """Claim: the project's fixed `dvc repro` overhead is within 1.5x of DVC's own floor.
 
 Measured: fastest wall time of a no-op `dvc repro` (every stage up to date) of
-the real dvc.yaml in a scratch git+DVC copy (scripts/smoke.py's sandbox,
+the real dvc.yaml in a scratch git+DVC copy (smoke/pipeline.py's sandbox,
 synthetic data, run once to completion first), against a no-op of an empty
 six-stage pipeline (`echo` stages chained by one-line files) in another
 scratch repo. Both are run in turns, `--repeats` times each, same interpreter.
@@ -19,11 +19,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 from bench._common import alternating_best, run
-from scripts.sandbox import SMOKE_OVERRIDES, make_sandbox, merge
+from smoke.sandbox import SMOKE_OVERRIDES, make_sandbox, merge
+
+ROOT = Path(__file__).resolve().parent.parent
 
 DVC = [sys.executable, "-m", "dvc"]
 

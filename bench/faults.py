@@ -1,6 +1,6 @@
 """Claim: every fault of issue 12 ends in one line and leaves nothing behind (goal: clean = faults >= 30).
 
-Method: one tiny sandbox (scripts/sandbox.py: synthetic 4+2 images per class, small
+Method: one tiny sandbox (smoke/sandbox.py: synthetic 4+2 images per class, small
 net, 2 epochs) is taken through `dvc repro` once; each case then gets its own copy,
 injects its fault (bad archive or params, broken data, a signal, a full disk, an
 unreachable MLflow, a corrupt DVC cache object, ...), runs the stage (directly, as
@@ -37,10 +37,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from smoke.sandbox import SMOKE_OVERRIDES, make_sandbox, merge
 
-from scripts.sandbox import SMOKE_OVERRIDES, make_sandbox, merge
+ROOT = Path(__file__).resolve().parent.parent
 
 TINY = {
     **SMOKE_OVERRIDES,
@@ -547,7 +546,7 @@ def disk_full_checkpoints(sb):
 
 # ---- MLflow and DVC --------------------------------------------------------------------
 def mlflow_unreachable(sb):
-    from tests.support.servers import free_port
+    from smoke.servers import free_port
 
     return Expect(sb.stage("train", env={"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}), words=("MLflow",))
 
@@ -615,7 +614,7 @@ class _RefusingRegistry(http.server.BaseHTTPRequestHandler):
 
 def _mlflow_server(sb: Sandbox) -> str:
     """A real MLflow server over the sandbox's own store; its URL once it answers."""
-    from tests.support.servers import free_port
+    from smoke.servers import free_port
 
     port = free_port()
     cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]

@@ -1,7 +1,7 @@
 """Claim: ingest + preprocess of an archive costs at most 1.5x a plain `tar xzf`.
 
-Measured: wall time of the two stages as DVC runs them (`python -m stages
-ingest` with data.source=archive, then `python -m stages preprocess`, each a
+Measured: wall time of the two stages as DVC runs them (`python -m runner
+ingest` with data.source=archive, then `python -m runner preprocess`, each a
 fresh interpreter, imports included) against `tar xzf` of the same archive
 into an empty dir. Runs in turns, `--repeats` times, fastest of each. The archive is
 ../shared/cifar100 (the real 168 MB CIFAR-100) when present, else a generated
@@ -21,12 +21,11 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 from bench._common import alternating_best, run
-from scripts.sandbox import merge
+from smoke.sandbox import merge
 from stages.lib import dataset, params, synthetic
+
+ROOT = Path(__file__).resolve().parent.parent
 
 REAL = ROOT.parent / "shared" / "cifar100" / "cifar-100-python.tar.gz"
 
@@ -64,8 +63,8 @@ def main() -> None:
             YAML(typ="safe", pure=True).dump(raw, f)
         size_mb = archive.stat().st_size / 2**20
         (work / "tar").mkdir()
-        stage = [sys.executable, "-m", "stages"]
-        env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+        stage = [sys.executable, "-m", "runner"]
+        env = {"PATH": "/usr/bin:/bin"}  # the stages import from the installed project
 
         def stages():
             run([*stage, "ingest", "--params", "params.yaml", "--out", "data/raw"], work, env)

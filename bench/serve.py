@@ -25,13 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 import numpy as np
 
-from tests.support import serving
-from tests.support.servers import free_port, launch, wait_ready
+from smoke import serving
+from smoke.servers import free_port, launch, wait_ready
+
+ROOT = Path(__file__).resolve().parent.parent
 
 LEVELS = (1, 8, 32)
 
@@ -69,7 +68,6 @@ async def _load(url: str, make_request, concurrency: int, seconds: float) -> dic
 def _ours(root: Path, device: str):
     port = free_port()
     env = {"MLFLOW_TRACKING_URI": serving.store_uri(root), "SERVE_PORT": str(port), "SERVE_DEVICE": device}
-    env["PYTHONPATH"] = str(ROOT)
     cmd = [sys.executable, "-m", "serve", "--params", str(root / "params.yaml")]
     server = launch("serve", cmd, root, env, f"http://127.0.0.1:{port}")
     server.ready_path = "/ready"

@@ -2,7 +2,7 @@
 them one after another by hand (goal on a 2-core machine: at most 1.10x); on a k-GPU host,
 k experiments take at most 1.2x the time of one.
 
-Measured, in one scratch project (scripts/sweep_smoke.py's sandbox: synthetic data,
+Measured, in one scratch project (smoke/sweep.py's sandbox: synthetic data,
 small net, the pipeline run once and committed): `sequential_s`, N `dvc exp run -S
 recipes.fast.lr=V` one after another in the workspace (what a user does by hand); and
 `queue_s`, the same N values as one sweep through the real driver (`dvc exp run --queue`,
@@ -20,12 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from scripts import sweep_smoke
-from scripts.sandbox import SMOKE_OVERRIDES, merge
+from smoke import sweep as sweep_smoke
+from smoke.sandbox import SMOKE_OVERRIDES, merge
 from sweep import run
+
+ROOT = Path(__file__).resolve().parent.parent
 
 LRS = ("0.01", "0.02", "0.05", "0.1", "0.2", "0.3")
 

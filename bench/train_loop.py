@@ -17,11 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +25,8 @@ from tqdm import tqdm
 
 from bench._common import alternating_best, sync
 from stages.lib import device, loop, model, params
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def bare_epoch(net, opt, x: torch.Tensor, y: torch.Tensor, batch: int, label_smoothing: float) -> None:

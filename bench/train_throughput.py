@@ -37,15 +37,14 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from bench._common import alternating_best, sync
 from stages.lib import dataset, device, loop, model, params, synthetic
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # The real dataset's folder: $CIFAR100_DIR, else ../shared/cifar100 next to the project.
 DATA_DIR_DEFAULT = "../shared/cifar100"

@@ -17,8 +17,10 @@ DAGS_FOLDER = ROOT / "flows" / "airflow"
 
 
 def airflow_bin() -> Path:
+    """Airflow's CLI; the venv is (re)built when missing or when it cannot import the DAG's flows.steps."""
     exe = AIRFLOW_VENV / "bin" / "airflow"
-    if not exe.exists():
+    probe = [str(AIRFLOW_VENV / "bin" / "python"), "-c", "import flows.steps"]
+    if not exe.exists() or subprocess.run(probe, cwd="/", capture_output=True, timeout=120).returncode:
         subprocess.run([str(ROOT / ".ci" / "setup-airflow.sh")], cwd=ROOT, check=True, timeout=1200)
     return exe
 
@@ -38,7 +40,6 @@ def airflow_env(home: Path, project: Path, extra: dict[str, str] | None = None) 
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
             "AUTOMATION_PROJECT": str(project),
             "AUTOMATION_VENV": sys.prefix,
-            "PYTHONPATH": str(ROOT),
         }
     )
     return {**env, **(extra or {})}

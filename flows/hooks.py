@@ -12,33 +12,27 @@ from the environment or .env, as for `make push`.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
-from scripts.remote_common import Fail, child_env, classify, redact, settings
+from ops.common import Fail, child_env, settings
+from ops.common import main as run_main
+from ops.git import git, succeeds
+from ops.retry import classify
 
 MARKER = "# installed by `make hooks` (flows/hooks.py)"
 ZERO = "0" * 40
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _git(*args: str, cwd: Path | None = None) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
-    if done.returncode:
-        raise Fail(f"`git {' '.join(args[:2])}` failed: {done.stderr.strip()[:200]}")
-    return done.stdout
 
 
 def hook_text(python: str) -> str:
     return (
         f"#!/bin/sh\n{MARKER}: push the DVC outputs of the pushed commits first.\n"
-        f'PYTHONPATH="{ROOT}${{PYTHONPATH:+:$PYTHONPATH}}" exec "{python}" -m flows.hooks pre-push "$@"\n'
+        f'exec "{python}" -m flows.hooks pre-push "$@"\n'
     )
 
 
 def install(repo: Path, force: bool = False) -> Path:
-    hooks = Path(_git("rev-parse", "--git-path", "hooks", cwd=repo).strip())
+    hooks = Path(git("rev-parse", "--git-path", "hooks", cwd=repo).strip())
     hook = (repo / hooks if not hooks.is_absolute() else hooks) / "pre-push"
     if hook.exists() and MARKER not in hook.read_text(errors="replace") and not force:
         raise Fail(f"{hook} exists and is not ours: merge it by hand, or `python -m flows.hooks install --force`")
@@ -57,7 +51,7 @@ def pushed_revs(lines: list[str], remote: str) -> list[str]:
             continue
         local, remote_sha = parts[1], parts[3]
         span = [f"{remote_sha}..{local}"] if remote_sha != ZERO else [local, "--not", f"--remotes={remote}"]
-        touched = _git("rev-list", "--reverse", *span, "--", "dvc.lock").split()
+        touched = git("rev-list", "--reverse", *span, "--", "dvc.lock").split()
         for rev in [*touched, local]:
             if rev not in revs:
                 revs.append(rev)
@@ -65,7 +59,7 @@ def pushed_revs(lines: list[str], remote: str) -> list[str]:
 
 
 def has_lock(rev: str) -> bool:
-    return subprocess.run(["git", "cat-file", "-e", f"{rev}:dvc.lock"], capture_output=True).returncode == 0
+    return succeeds("cat-file", "-e", f"{rev}:dvc.lock")
 
 
 def push_outputs(revs: list[str]) -> int:
@@ -90,7 +84,7 @@ def pre_push(remote: str, stdin_lines: list[str]) -> None:
         raise
     except Exception as exc:  # dvc's errors are many types; all mean the same to the push
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        hint = {"auth": "fix the credentials in .env", "unreachable": "check the network and the endpoint"}
+        hint = {"auth": "fix the credentials in .env", "transient": "check the network and the endpoint"}
         fix = hint.get(classify(reason), "see `make push`")
         raise Fail(
             f"push refused: the DVC outputs of {len(revs)} pushed commit(s) did not reach the DVC remote "
@@ -99,21 +93,19 @@ def pre_push(remote: str, stdin_lines: list[str]) -> None:
     print(f"pre-push: DVC outputs of {len(revs)} commit(s) on the remote ({sent} file(s) sent)", file=sys.stderr)
 
 
+def _body(argv: list[str]) -> None:
+    if argv[:1] == ["install"]:
+        hook = install(Path.cwd(), force="--force" in argv)
+        print(f"hooks: installed {hook}: `git push` now pushes the DVC outputs first")
+    elif argv[:1] == ["pre-push"] and len(argv) >= 2:
+        pre_push(argv[1], sys.stdin.read().splitlines())
+    else:
+        raise Fail("usage: python -m flows.hooks install [--force] | pre-push REMOTE [URL]")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    try:
-        if argv[:1] == ["install"]:
-            hook = install(Path.cwd(), force="--force" in argv)
-            print(f"hooks: installed {hook}: `git push` now pushes the DVC outputs first")
-        elif argv[:1] == ["pre-push"] and len(argv) >= 2:
-            pre_push(argv[1], sys.stdin.read().splitlines())
-        else:
-            raise Fail("usage: python -m flows.hooks install [--force] | pre-push REMOTE [URL]")
-    except Fail as exc:
-        what = "pre-push" if argv[:1] == ["pre-push"] else "hooks"
-        print(f"{what}: error: {redact(str(exc), settings())}", file=sys.stderr)
-        return 1
-    return 0
+    return run_main("pre-push" if argv[:1] == ["pre-push"] else "hooks", _body, argv)
 
 
 if __name__ == "__main__":

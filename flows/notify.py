@@ -3,7 +3,7 @@
 AUTOMATION_NOTIFY_URLS (environment or .env) holds Apprise URLs, space- or
 comma-separated: `json://host/path` for a plain webhook, `slack://...`,
 `mailtos://...` and the ~100 others Apprise knows. Empty: nothing is sent.
-Every title and body is scrubbed of the project's secrets (scripts.remote_common)
+Every title and body is scrubbed of the project's secrets (ops.secrets.redact)
 before it leaves; a failed delivery is reported on stderr, never fails the run.
 `python -m flows.notify KIND TITLE BODY` sends one (the Airflow callback's way in).
 """
@@ -12,17 +12,11 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping
 
-from scripts.remote_common import redact, settings
+from ops.common import settings
+from ops.secrets import redact
 
 KINDS = {"failure": "failure", "promotion": "success", "drift": "warning", "info": "info"}
-# Anything that looks like a credential in a URL (user:password@) is masked too.
-URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s:]+:[^/@\s]+@")
-
-
-def scrub(text: str, env: Mapping[str, str]) -> str:
-    return URL_CREDENTIALS.sub(r"\1***:***@", redact(text, env))
 
 
 def urls(raw: str) -> list[str]:
@@ -41,12 +35,12 @@ def send(kind: str, title: str, body: str, notify_urls: str | None = None) -> bo
     for url in targets:
         if not app.add(url):
             print(
-                f"notify: error: AUTOMATION_NOTIFY_URLS has a URL Apprise does not know: {scrub(url, env)}",
+                f"notify: error: AUTOMATION_NOTIFY_URLS has a URL Apprise does not know: {redact(url, env)}",
                 file=sys.stderr,
             )
     ok = bool(len(app)) and app.notify(
-        title=scrub(f"[cifar100] {title}", env),
-        body=scrub(body, env),
+        title=redact(f"[cifar100] {title}", env),
+        body=redact(body, env),
         notify_type=KINDS.get(kind, "info"),
     )
     if not ok:

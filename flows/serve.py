@@ -9,7 +9,7 @@ import sys
 import threading
 
 from flows import drift, pipeline, settings
-from scripts.remote_common import Fail
+from ops.common import Fail
 
 
 def start_drift_run() -> None:

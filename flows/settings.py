@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts.remote_common import Fail, settings
+from ops.common import Fail, settings
 
 DEFAULT_TIMEOUTS_S = {"pull": 1800.0, "reproduce": 6 * 3600.0, "push": 1800.0, "git_sync": 600.0, "report": 300.0}
 

@@ -7,10 +7,13 @@ DVC DAG: `reproduce` is `make run` (docker executor) or `make run-local`.
 
 A failed step is either transient (remote unreachable, MLflow 5xx, Docker daemon
 busy: retrying may help) or permanent (a failed validation, a bad param, any
-other error: retrying cannot). `python -m flows.steps --run ID STEP -- CMD...`
-exits 75 (EX_TEMPFAIL) for transient failures and 1 for permanent ones, which
-is how the Airflow DAG retries only the former. Stdlib only at import: the
-Airflow venv imports this module to build its DAG.
+other error: retrying cannot), as ops.retry.classify says. `python -m flows.steps
+--run ID STEP -- CMD...` exits 75 (EX_TEMPFAIL) for transient failures and 1 for
+permanent ones, which is how the Airflow DAG retries only the former. The engine
+(Prefect or Airflow) owns a step's retries: the remote operations run with
+REMOTE_ATTEMPTS=1 here, so a step is never retried at two levels. Stdlib (and
+this project's stdlib-only ops modules) at import: the Airflow venv imports this
+module to build its DAG.
 """
 
 from __future__ import annotations
@@ -24,60 +27,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ops import retry
+from ops.git import head
+
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ("pull", "reproduce", "push", "git_sync", "report")
 EX_TEMPFAIL = 75
 FAULT_ENV = "AUTOMATION_FAULT"  # test hook: STEP fails once per run with a transient error
 FAULT_MESSAGE = "ERROR: unexpected error - Could not connect to the endpoint URL (injected fault, {step})"
-
-# Lower-cased fragments of a failed step's output. PERMANENT wins: a validation error that
-# mentions a timeout is still a validation error.
-PERMANENT = (
-    "validate: error",
-    "params.yaml:",
-    "paramserror",
-    "unknown key",
-    "must be one of",
-    "usage:",
-    "rejected the credentials",
-    "not up to date",
-    "uncommitted changes",
-)
-TRANSIENT = (
-    # remote unreachable (dvc, git, boto, httpx)
-    "could not connect",
-    "connection refused",
-    "connection reset",
-    "temporary failure in name resolution",
-    "could not resolve host",
-    "failed to connect",
-    "network is unreachable",
-    "remote end closed connection",
-    "read timed out",
-    "connect timeout",
-    "unreachable after",
-    "max retries exceeded",
-    # MLflow (or S3) answering 5xx
-    "internal server error",
-    "bad gateway",
-    "service unavailable",
-    "gateway timeout",
-    "status code 500",
-    "status code 502",
-    "status code 503",
-    "status code 504",
-    "(500)",
-    "(502)",
-    "(503)",
-    "(504)",
-    # Docker daemon busy or restarting
-    "docker daemon not reachable",
-    "cannot connect to the docker daemon",
-    "error during connect",
-    "device or resource busy",
-    "toomanyrequests",
-    "context deadline exceeded",
-)
 
 
 class StepFailed(Exception):
@@ -102,10 +59,7 @@ def classify(returncode: int, output: str) -> str:
         return "ok"
     if returncode == EX_TEMPFAIL:
         return "transient"
-    low = output.lower()
-    if any(s in low for s in PERMANENT):
-        return "permanent"
-    return "transient" if any(s in low for s in TRANSIENT) else "permanent"
+    return "transient" if retry.classify(output) == "transient" else "permanent"
 
 
 def last_line(output: str) -> str:
@@ -125,10 +79,10 @@ def commands(executor: str, python: str, venv: Path) -> dict[str, list[str]]:
     if executor not in ("docker", "local"):
         raise ValueError(f"executor must be docker or local, got {executor!r}")
     return {
-        "pull": [python, "-m", "scripts.remote", "pull"],
+        "pull": [python, "-m", "ops.remote", "pull"],
         "reproduce": make_cmd("run" if executor == "docker" else "run-local", venv),
-        "push": [python, "-m", "scripts.remote", "push"],
-        "git_sync": [python, "-m", "scripts.git_sync"],
+        "push": [python, "-m", "ops.remote", "push"],
+        "git_sync": [python, "-m", "ops.git_sync"],
         "report": [python, "-m", "flows.report"],
     }
 
@@ -140,9 +94,9 @@ def run_dir(project: Path, run_id: str) -> Path:
 
 
 def step_env(project: Path, run: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """os.environ plus the code root on PYTHONPATH (scripts.*, flows.* import from any project dir)."""
+    """os.environ, one attempt per remote operation (the engine retries the step), and the run's folder."""
     env = {**os.environ, **(extra or {})}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env["REMOTE_ATTEMPTS"] = "1"
     env["AUTOMATION_RUN_DIR"] = str(run)
     env["GIT_TERMINAL_PROMPT"] = "0"
     return env
@@ -188,8 +142,7 @@ def run_step(step: str, cmd: list[str], project: Path, run: Path, timeout_s: flo
     """Run one step's command in the project; raise StepFailed (transient or not) when it fails."""
     run.mkdir(parents=True, exist_ok=True)
     if not (run / "start_rev").exists():  # the commit the run started from, for the metrics diff
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True)
-        (run / "start_rev").write_text(rev.stdout.strip() if rev.returncode == 0 else "")
+        (run / "start_rev").write_text(head(project) or "")
     with open(run / f"{step}.attempts", "a") as f:
         f.write(f"{time.time():.3f}\n")
     start = time.monotonic()

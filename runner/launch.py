@@ -1,6 +1,6 @@
 """Run one stage in a sibling container (PIPELINE_EXECUTOR=docker).
 
-Called by `python -m stages` inside the dvc-runner (or on a host with Docker).
+Called by `python -m runner` (the docker executor) inside the dvc-runner (or on a host with Docker).
 The container mounts the working dir at the same absolute path and works
 there, so dvc.yaml's relative paths, `dvc exp run --temp` copies and bind
 mounts all resolve alike on host and runner. It runs as the invoking uid:gid

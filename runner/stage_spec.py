@@ -64,7 +64,7 @@ def stage_env(environ: Mapping[str, str], image_id: str, image_digest: str = "no
     env = {k: v for k, v in environ.items() if k in allowed}
     env.update(
         {
-            "PIPELINE_EXECUTOR": "local",  # inside, `python -m stages` runs the stage in-process
+            "PIPELINE_EXECUTOR": "local",  # inside, `python -m runner` runs the stage in-process
             # ...but it was this launcher that ran it: what tracking records as the executor.
             "PIPELINE_STAGE_EXECUTOR": "docker",
             "PIPELINE_IMAGE_ID": image_id,
@@ -126,7 +126,7 @@ def container_spec(
     mounts.update(sweep_env.rw_mounts(environ))
     return {
         "image": image,
-        "command": ["python", "-m", "stages", *argv],
+        "command": ["python", "-m", "runner", *argv],
         "name": f"cifar100-{stage}-{uuid.uuid4().hex[:8]}",
         "labels": {
             "cifar100.stage": stage,

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ops.git import head as git_head
 from stages.lib.cli import PipelineError
 
 DVC_TIMEOUT_S = 600  # one dvc command; queueing a grid on 2 busy cores takes a minute or two
@@ -68,10 +69,10 @@ def queue_grid(root: Path, name: str, overrides: list[str], env: Mapping[str, st
 
 def head(root: Path) -> str:
     """The commit queued experiments start from (DVC needs one: `git commit` the pipeline first)."""
-    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=60)
-    if done.returncode:
+    commit = git_head(root)
+    if commit is None:
         raise PipelineError(f"{root} has no git commit to run experiments from: commit the pipeline first")
-    return done.stdout.strip()
+    return commit
 
 
 def start(root: Path, jobs: int, env: Mapping[str, str]) -> None:

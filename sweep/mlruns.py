@@ -7,10 +7,8 @@ the store exists (and is migrated) before concurrent stages write to it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from sweep.run import Sweep
+from sweep.state import Sweep
 
 
 def open_parent(sw: Sweep, environ: Mapping[str, str]) -> None:

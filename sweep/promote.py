@@ -10,10 +10,10 @@ registered version, becomes champion. The register decision is committed too.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from ops.git import git
 from stages.lib import fsio
 from stages.lib.cli import PipelineError
 from sweep import dvcq
@@ -21,19 +21,12 @@ from sweep import dvcq
 COMMITTED = ("params.yaml", "dvc.lock")
 
 
-def _git(root: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=120)
-    if done.returncode:
-        raise PipelineError(f"`git {' '.join(args)}` failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
-    return done.stdout
-
-
 def _commit(root: Path, paths: tuple[str, ...], message: str) -> bool:
     present = [p for p in paths if (root / p).exists()]
-    _git(root, "add", "--", *present)
-    if not _git(root, "diff", "--cached", "--name-only", "--", *present).strip():
+    git("add", "--", *present, cwd=root)
+    if not git("diff", "--cached", "--name-only", "--", *present, cwd=root).strip():
         return False
-    _git(root, "commit", "-q", "-m", message, "--", *present)
+    git("commit", "-q", "-m", message, "--", *present, cwd=root)
     return True
 
 

@@ -15,10 +15,8 @@ exits non-zero naming them.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,47 +24,13 @@ from runner import gpu_lease
 from stages.lib import fsio, sweepmode
 from stages.lib.cli import PipelineError
 from sweep import dvcq, mlruns
+from sweep.state import Sweep, grid_keys
 
 RECORD = Path("reports/sweep.json")  # the last sweep: id, parent run, experiments (read by sweep-report)
 LOG_DIR = Path("reports/sweep_logs")
 POLL_S = 5.0
 RESTART_AFTER_S = 30.0  # a worker takes a few seconds to pick up the next experiment; longer means it is gone
 DEFAULT_TIMEOUT_S = 7 * 24 * 3600.0  # bounds the wait for the queue; PIPELINE_SWEEP_TIMEOUT_S overrides
-
-
-@dataclass
-class Sweep:
-    root: Path
-    sweep_id: str
-    grid: list[str]
-    fixed: list[str]
-    jobs: int
-    tracking_uri: str = ""
-    experiment: str = ""
-    parent_run: str = ""
-    baseline: str = ""  # the commit the experiments start from
-    names: list[str] = field(default_factory=list)
-    states: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def keys(self) -> list[str]:
-        return grid_keys(self.grid)
-
-    def record(self) -> dict:
-        keys = ("sweep_id", "grid", "fixed", "jobs", "tracking_uri", "experiment", "parent_run", "baseline")
-        keys += ("names", "states")
-        return {"keys": self.keys, **{k: getattr(self, k) for k in keys}}
-
-
-def grid_keys(grid: list[str]) -> list[str]:
-    """The params a grid sweeps: `recipes.fast.lr=0.2,0.4` -> recipes.fast.lr (hydra's +/~ prefixes dropped)."""
-    keys = []
-    for item in grid:
-        found = re.fullmatch(r"[+~]{0,2}([\w.\-]+)=(.*)", item.strip())
-        if not found:
-            raise PipelineError(f"sweep grid item {item!r} is not KEY=VALUES (e.g. recipes.fast.lr=0.2,0.4)")
-        keys.append(found.group(1))
-    return keys
 
 
 def default_jobs(environ: Mapping[str, str]) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from scripts.sandbox import merge
+from smoke.sandbox import merge
 from stages.lib import params
 
 ROOT = Path(__file__).resolve().parent.parent

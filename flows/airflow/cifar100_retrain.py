@@ -1,7 +1,8 @@
 """Airflow 3 DAG `cifar100_retrain`: the same steps as the Prefect flow, through the same entry points.
 
-Parsed by Airflow in its own venv (.venv-airflow, see .ci/setup-airflow.sh); it
-imports only flows.steps (stdlib) from the project. Each task is a BashOperator
+Parsed by Airflow in its own venv (.venv-airflow, see .ci/setup-airflow.sh, which
+installs the project there without its dependencies); it imports only flows.steps
+(stdlib only) from the project. Each task is a BashOperator
 running `python -m flows.steps STEP -- <entry point>` with the project's venv,
 so a task fails with exit 75 when a retry may help (then Airflow retries, with
 exponential backoff) and with any other code when it cannot (then the task
@@ -19,19 +20,16 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk import DAG
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from flows.steps import EX_TEMPFAIL, STEPS, commands
+
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # Airflow puts only the dags folder on sys.path
-    sys.path.insert(0, str(ROOT))
-
-from airflow.providers.standard.operators.bash import BashOperator  # noqa: E402
-from airflow.sdk import DAG  # noqa: E402
-from airflow.sdk.exceptions import AirflowException, AirflowFailException  # noqa: E402
-
-from flows.steps import EX_TEMPFAIL, STEPS, commands  # noqa: E402
 
 PROJECT = Path(os.environ.get("AUTOMATION_PROJECT", str(ROOT))).resolve()
 VENV = Path(os.environ.get("AUTOMATION_VENV", str(PROJECT / ".venv")))
@@ -60,8 +58,7 @@ def notify_failure(context) -> None:
     body = f"run {context.get('run_id')}: {context.get('exception')}"
     subprocess.run(
         [str(VENV / "bin" / "python"), "-m", "flows.notify", "failure", title, body],
-        cwd=PROJECT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=PROJECT,  # `python -m` imports the project from its cwd
         timeout=60,
         check=False,
     )
@@ -100,7 +97,7 @@ with DAG(
             task_id=name,
             bash_command=step_command(name, cmds[name]),
             cwd=str(PROJECT),
-            env={"PYTHONPATH": str(ROOT), "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"},
+            env={"PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"},
             append_env=True,
             execution_timeout=timedelta(seconds=TIMEOUTS_S[name] + 60),
         )

@@ -16,7 +16,6 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from stages.lib.cli import PipelineError
 from stages.lib.params import TrainConfig
@@ -83,9 +82,8 @@ def relaunch(processes: int, module: str, argv: Sequence[str]) -> int:
 
     SIGTERM here becomes SIGTERM to torchrun, which stops its workers before exiting.
     """
-    root = str(Path(__file__).resolve().parents[2])  # workers import this same `stages` package
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen(torchrun_command(processes, module, argv), env=env)
+    # Workers run `python -m module` in this cwd (the project), so they import this same package.
+    proc = subprocess.Popen(torchrun_command(processes, module, argv))
     previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
     try:
         return proc.wait()

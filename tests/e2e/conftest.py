@@ -1,4 +1,4 @@
-"""End-to-end helpers: sandboxes built by scripts/smoke.py and real `dvc` runs."""
+"""End-to-end helpers: sandboxes built by smoke/pipeline.py and real `dvc` runs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts.sandbox import SMOKE_OVERRIDES, make_sandbox, merge
+from smoke.sandbox import SMOKE_OVERRIDES, make_sandbox, merge
 
 E2E = merge(SMOKE_OVERRIDES, {"recipes": {"fast": {"epochs": 8}}})
 

@@ -13,10 +13,10 @@ import pytest
 
 from flows import pipeline, settings
 from flows.airflow_run import DAGS_FOLDER, airflow_bin, airflow_env, dags_test
-from flows.smoke import prepare, run_env
 from flows.steps import STEPS
 from flows.webhook import WebhookReceiver
-from scripts.sandbox import SMOKE_OVERRIDES, merge
+from smoke.automation import prepare, run_env
+from smoke.sandbox import SMOKE_OVERRIDES, merge
 
 pytestmark = pytest.mark.slow
 TINY = merge(
@@ -152,7 +152,9 @@ def test_airflow_dags_test_on_synthetic_data_retries_a_transient_failure(airflow
 
 
 def test_smoke_module_runs_as_a_script():
-    done = subprocess.run([sys.executable, "flows/smoke.py", "--help"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "smoke.automation", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0 and "automation-smoke" in done.stdout
 
 

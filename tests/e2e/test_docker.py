@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.sandbox import merge
+from smoke.sandbox import merge
 from stages.lib import tracking
 from tests.e2e.conftest import E2E, ran, sandbox
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.sandbox import merge
+from smoke.sandbox import merge
 from tests.e2e.conftest import E2E, dvc, sandbox
 from tests.e2e.test_docker import GID, UID, _own
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    """One full pipeline run (scripts/smoke.py's settings) shared by the checks below, which run in order."""
+    """One full pipeline run (smoke/pipeline.py's settings) shared by the checks below, which run in order."""
     root = sandbox(tmp_path_factory.mktemp("e2e"))
     first = dvc(root, "repro")
     return root, first.stdout

@@ -24,12 +24,8 @@ pytestmark = pytest.mark.slow
 EXTRA = (
     "Makefile",
     "pyproject.toml",
-    "scripts/__init__.py",
-    "scripts/remote_common.py",
-    "scripts/remote.py",
-    "scripts/dagshub_setup.py",
-    "scripts/git_sync.py",
-    "scripts/smoke.py",
+    "ops",
+    "smoke",
 )
 MODEL = "cifar100-remote-e2e"
 

@@ -6,8 +6,8 @@ import subprocess
 import pytest
 from mlflow import MlflowClient
 
-from scripts.reproduce import reproduce
-from scripts.sandbox import merge
+from ops.reproduce import reproduce
+from smoke.sandbox import merge
 from stages.lib import fsio, model_card, tracking
 from tests.e2e.conftest import E2E, dvc, sandbox
 

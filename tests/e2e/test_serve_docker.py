@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.support import serving
+from smoke import serving
 from tests.support.servers import ROOT, free_port, launch, wait_ready
 
 pytestmark = pytest.mark.docker

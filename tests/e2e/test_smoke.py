@@ -13,7 +13,7 @@ def test_smoke_prints_one_json_line_and_leaves_the_project_alone():
     lock = ROOT / "dvc.lock"
     before = lock.read_bytes() if lock.exists() else None
     done = subprocess.run(
-        [sys.executable, "scripts/smoke.py", "--epochs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "smoke.pipeline", "--epochs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=900
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -19,8 +19,8 @@ import pytest
 from mlflow import MlflowClient
 
 from runner import gpu_lease
-from scripts import sweep_smoke
-from scripts.sandbox import SMOKE_OVERRIDES
+from smoke import sweep as sweep_smoke
+from smoke.sandbox import SMOKE_OVERRIDES
 from stages.lib import fsio, tracking
 from sweep import dvcq
 

@@ -1,4 +1,5 @@
-"""Run real stages in-process through `python -m stages`, with argv taken from dvc.yaml."""
+"""Run real stages in-process through the runner's dispatcher (`python -m runner`, local executor),
+with argv taken from dvc.yaml."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.sandbox import merge
-from stages.__main__ import main as dispatch
+from runner.__main__ import main as dispatch
+from smoke.sandbox import merge
 from stages.lib import params
 from tests.conftest import ROOT, TINY, write_params
 
@@ -17,7 +18,7 @@ DVC_YAML = params.read_yaml(ROOT / "dvc.yaml")
 
 
 def stage_argv(name: str) -> list[str]:
-    """The stage's argv exactly as dvc.yaml's cmd gives it, minus `python -m stages`."""
+    """The stage's argv exactly as dvc.yaml's cmd gives it, minus `python -m runner`."""
     return shlex.split(DVC_YAML["stages"][name]["cmd"])[3:]
 
 
@@ -63,7 +64,7 @@ def trained(trained_template, tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def serve_template(tmp_path_factory):
     """A registry with two versions of an untrained small net: (root, v1 champion, v2)."""
-    from tests.support import serving
+    from smoke import serving
 
     return serving.template_store(tmp_path_factory.mktemp("serve-registry"))
 
@@ -71,7 +72,7 @@ def serve_template(tmp_path_factory):
 @pytest.fixture
 def serve_store(serve_template, tmp_path):
     """A private copy of that registry (aliases may be moved freely) with params.yaml: (root, v1, v2)."""
-    from tests.support import serving
+    from smoke import serving
 
     root, v1, v2 = serve_template
     return serving.copy_store(root, tmp_path / "store"), v1, v2

@@ -38,7 +38,7 @@ def test_three_concurrent_registers_leave_the_best_as_champion(trained, tmp_path
         model_dir, metrics = _variant(trained, i, top1)
         argv = ["--params", "params.yaml", "--model", model_dir, "--metrics", metrics]
         argv += ["--profile", "reports/reference_profile.json", "--out", f"reg_{i}.json"]
-        procs.append(subprocess.Popen([sys.executable, "-m", "stages", "register", *argv], cwd=trained, env=env))
+        procs.append(subprocess.Popen([sys.executable, "-m", "runner", "register", *argv], cwd=trained, env=env))
     assert [p.wait(timeout=600) for p in procs] == [0, 0, 0]
     results = [fsio.read_json(trained / f"reg_{i}.json") for i in range(3)]
     best = results[SCORES.index(max(SCORES))]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from flows import hooks
-from scripts.remote_common import Fail
+from ops.common import Fail
 from tests.integration.test_remote_dvc import DVC_YAML, STAGE, s3_env, sh
 from tests.support.servers import git_origin, moto_s3  # noqa: F401  (fixtures)
 
@@ -23,7 +23,7 @@ def _project(root: Path, origin: Path, env: dict) -> Path:
     (root / ".gitignore").write_text("/.env\n")
     sh(root, "git", "init", "-q", "-b", "main")
     sh(root, sys.executable, "-m", "dvc", "init", "-q")
-    sh(root, sys.executable, "-m", "scripts.dagshub_setup", env=env)  # the S3 remote, keys in config.local
+    sh(root, sys.executable, "-m", "ops.dagshub_setup", env=env)  # the S3 remote, keys in config.local
     sh(root, sys.executable, "-m", "dvc", "repro", "-q")
     sh(root, "git", "add", "-A")
     sh(root, "git", "commit", "-q", "-m", "first results")

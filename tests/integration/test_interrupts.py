@@ -20,9 +20,9 @@ SLOW = {"source": "synthetic", "synthetic": {"train_per_class": 300, "test_per_c
 
 
 def _start(project: Path, name: str) -> subprocess.Popen:
-    env = {**os.environ, "PIPELINE_EXECUTOR": "local", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PIPELINE_EXECUTOR": "local"}  # the project imports from the installed package
     return subprocess.Popen(
-        [sys.executable, "-m", "stages", *stage_argv(name)],
+        [sys.executable, "-m", "runner", *stage_argv(name)],
         cwd=project,
         env=env,
         stdout=subprocess.PIPE,

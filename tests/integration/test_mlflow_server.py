@@ -99,8 +99,8 @@ def test_mlflow3_only_apis_are_what_a_2x_server_lacks(server2):
 
 def test_mlflow_check_reports_the_version_or_one_line_error(server, monkeypatch, capsys):
     """`make mlflow-check`, which `make run-local` runs before `dvc repro` deletes any output."""
-    from scripts import remote
-    from scripts.remote_common import main
+    from ops import remote
+    from ops.common import main
 
     assert main("mlflow-check", remote._main, ["check"]) == 0
     assert server.version in capsys.readouterr().out

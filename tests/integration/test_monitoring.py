@@ -23,7 +23,7 @@ from stages.lib import tracking
 from stages.lib.dataset import load_arrays
 from tests.integration.conftest import run_stage
 from tests.support import prometheus
-from tests.support.servers import ROOT, Server, free_port, launch, wait_ready
+from tests.support.servers import Server, free_port, launch, wait_ready
 
 WINDOW = 100  # the tiny test split has 400 images
 
@@ -56,7 +56,6 @@ def launch_server(workdir: Path, project: Path, window: int) -> tuple[Server, ca
         "MLFLOW_TRACKING_URI": tracking.local_store(project)[0],
         "SERVE_PORT": str(port),
         "SERVE_DRIFT_WINDOW": str(window),
-        "PYTHONPATH": str(ROOT),
     }
     cmd = [sys.executable, "-m", "serve", "--params", str(project / "params.yaml")]
     server = launch("serve", cmd, workdir, env, f"http://127.0.0.1:{port}")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from dvc.config import Config
 
-from scripts import dagshub_setup
-from scripts.remote_common import main, settings
+from ops import dagshub_setup
+from ops.common import main, settings
 from tests.support.servers import ROOT, ArgvWatch
 
 TOKEN = "dh-0f9e8d7c6b5a4f3e2d1c"
@@ -119,7 +119,6 @@ def test_make_dagshub_keeps_the_token_off_every_command_line(repo):
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         (repo / name).write_bytes((ROOT / name).read_bytes())
     env = {k: v for k, v in os.environ.items() if not k.startswith(MANAGED)}
-    env["PYTHONPATH"] = str(ROOT)
     cmd = ["make", "--no-print-directory", f"VENV={ROOT / '.venv'}", "dagshub"]
     with ArgvWatch(TOKEN) as watch:
         subprocess.run([sys.executable, "-c", "import time; time.sleep(0.5)", TOKEN], timeout=60)

@@ -49,12 +49,11 @@ def sh(cwd: Path, *cmd: str, env: dict | None = None, check: bool = True) -> sub
 
 
 def base_env() -> dict:
-    """This venv first on PATH, the project's scripts importable, no outside settings, fast failures."""
+    """This venv first on PATH (the project installed in it), no outside settings, fast failures."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_", "DAGSHUB_", "DVC_REMOTE"))}
     env.update(
         {
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
-            "PYTHONPATH": str(ROOT),
             "AWS_MAX_ATTEMPTS": "1",
             "REMOTE_RETRY_DELAY_S": "0.2",
             "GIT_AUTHOR_NAME": "t",
@@ -130,8 +129,8 @@ class Ran:
 def script(monkeypatch, capsys):
     """Run a `make` target's script in this process (what `make X` runs, minus the
     interpreter start-up): script(project, "push", env) -> Ran."""
-    from scripts import dagshub_setup, git_sync, remote
-    from scripts.remote_common import main
+    from ops import dagshub_setup, git_sync, remote
+    from ops.common import main
 
     bodies = {
         "dagshub": (dagshub_setup._main, []),

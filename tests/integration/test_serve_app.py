@@ -15,9 +15,9 @@ from serve.app import create_app
 from serve.images import decode_image
 from serve.metrics import Metrics
 from serve.reload import ModelHolder
+from smoke import serving
 from stages.lib import registry
 from stages.lib.cli import PipelineError
-from tests.support import serving
 
 RNG = np.random.default_rng(0)
 

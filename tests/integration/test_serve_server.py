@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from smoke import serving
 from stages.lib import registry
-from tests.support import serving
 from tests.support.servers import ROOT, free_port, launch, wait_ready
 
 POLL_S = 0.5
@@ -35,7 +35,6 @@ def server(serve_template, tmp_path_factory):
         "MLFLOW_TRACKING_URI": serving.store_uri(root),
         "SERVE_PORT": str(port),
         "SERVE_POLL_INTERVAL_S": str(POLL_S),
-        "PYTHONPATH": str(ROOT),
     }
     proc = launch("serve", [sys.executable, "-m", "serve", "--params", str(root / "params.yaml")], root, env, "")
     proc.url = f"http://127.0.0.1:{port}"

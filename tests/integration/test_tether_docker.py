@@ -49,9 +49,8 @@ def test_secrets_reach_the_stage_process_only(project, image, monkeypatch, capfd
 def test_stage_stops_when_its_launcher_is_killed(project, image):  # noqa: F811
     _project(project)
     env = {**os.environ, "PIPELINE_IMAGE": image, "PROBE_SLEEP": "1", "PIPELINE_EXECUTOR": "docker"}
-    env["PYTHONPATH"] = str(project)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stages", "evaluate"], cwd=project, env=env, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "runner", "evaluate"], cwd=project, env=env, stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout.readline().startswith("probe:")  # the stage runs
     ls = ["docker", "ps", "-q", "--filter", f"label=cifar100.workdir={project}"]

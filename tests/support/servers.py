@@ -15,14 +15,10 @@ fixtures into a test module: the servers are shared by every module of a session
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
@@ -31,67 +27,12 @@ from pathlib import Path
 
 import pytest
 
+from smoke.servers import Server, free_port, launch, wait_ready
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 MLFLOW2_VENV = ROOT / ".venv-mlflow2"
-START_TIMEOUT_S = 120  # MLflow needs about 25 s on 2 busy cores
 ADMIN = "admin"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    name: str
-    proc: subprocess.Popen
-    url: str
-    log: Path
-
-    def stop(self) -> None:
-        """SIGTERM to the server's process group (its workers too), SIGKILL after 15 s."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=15)
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
-
-
-def launch(name: str, cmd: list[str], workdir: Path, env: dict[str, str], url: str) -> Server:
-    """Start cmd in workdir with os.environ (minus the tests' MLFLOW_*, AWS_* settings) plus env."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
-    log = workdir / f"{name}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=workdir, env={**base, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )  # own process group: stop() reaches its workers
-    return Server(name, proc, url, log)
-
-
-def wait_ready(server: Server, path: str, headers: dict[str, str] | None = None) -> None:
-    """Poll GET url+path until 200, the process dies, or START_TIMEOUT_S pass."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"{server.name} exited with {server.proc.returncode}:\n{server.tail()}")
-        try:
-            req = urllib.request.Request(server.url + path, headers=headers or {})
-            with urllib.request.urlopen(req, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.5)
-    server.stop()
-    raise RuntimeError(f"{server.name} not ready after {START_TIMEOUT_S} s:\n{server.tail()}")
 
 
 class _Shared:

@@ -1,12 +1,11 @@
 """`make check-params` (run before `dvc repro` by run-local, run and stage) names a bad key in one line."""
 
 import copy
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-from scripts import check_params
+from ops import check_params
 from tests.conftest import ROOT, write_params
 
 
@@ -33,7 +32,6 @@ def test_make_check_params_stops_before_dvc(tmp_path, base_params):
     done = subprocess.run(
         ["make", "-s", "-f", str(ROOT / "Makefile"), "check-params", f"VENV={venv}", "STAMP="],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=120,

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from scripts import drift_report
+from ops import drift_report
+from smoke import serving
 from stages.lib import drift_profile, fsio, model, model_card
-from tests.support import serving
 from tests.unit.test_drift import C, images, outputs
 
 

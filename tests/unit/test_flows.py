@@ -13,7 +13,7 @@ import pytest
 
 from flows import drift, notify, report, settings, steps
 from flows.webhook import WebhookReceiver
-from scripts.remote_common import Fail
+from ops.common import Fail
 
 SECRET = "s3cr3t-token-value-123"
 
@@ -41,11 +41,11 @@ def test_classify(code, output, kind):
 
 def test_commands_are_the_project_entry_points():
     cmds = steps.commands("docker", "/v/bin/python", Path("/v"))
-    assert cmds["pull"] == ["/v/bin/python", "-m", "scripts.remote", "pull"]
+    assert cmds["pull"] == ["/v/bin/python", "-m", "ops.remote", "pull"]
     assert cmds["reproduce"][:3] == ["make", "--no-print-directory", "run"]
     assert "STAMP=" in cmds["reproduce"]
     assert steps.commands("local", "p", Path("/v"))["reproduce"][2] == "run-local"
-    assert cmds["git_sync"][-1] == "scripts.git_sync"
+    assert cmds["git_sync"][-1] == "ops.git_sync"
     assert list(cmds) == list(steps.STEPS)
     with pytest.raises(ValueError, match="docker or local"):
         steps.commands("k8s", "p", Path("/v"))
@@ -194,7 +194,7 @@ def test_drift_trigger_is_rate_limited(tmp_path, monkeypatch):
 
 
 def test_report_reads_what_dvc_and_register_wrote(tmp_path, monkeypatch):
-    log = "Stage 'ingest' didn't change, skipping\nRunning stage 'train':\n> python -m stages train\n"
+    log = "Stage 'ingest' didn't change, skipping\nRunning stage 'train':\n> python -m runner train\n"
     log += "Running stage 'register':\n"
     assert report.stages_rerun(log) == ["train", "register"]
     run = tmp_path / "run"

@@ -6,7 +6,7 @@ import pytest
 from docker.types import DeviceRequest
 
 from runner import launch, outcome, stage_spec
-from stages.__main__ import main as dispatch
+from runner.__main__ import main as dispatch
 from stages.lib.cli import PipelineError
 
 ENV = {
@@ -45,7 +45,7 @@ def test_project_is_mounted_at_its_own_path_and_used_as_workdir():
 
 def test_runs_the_same_stage_argv_as_the_invoking_user_on_host_network():
     spec = _spec()
-    assert spec["command"] == ["python", "-m", "stages", "train", "--params", "params.yaml"]
+    assert spec["command"] == ["python", "-m", "runner", "train", "--params", "params.yaml"]
     assert spec["user"] == "1000:1001"
     assert spec["network_mode"] == "host"
     assert spec["shm_size"] == stage_spec.SHM_SIZE

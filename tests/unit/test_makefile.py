@@ -25,6 +25,6 @@ def _dry_run(*args: str) -> list[str]:
 
 def test_the_smoke_targets_run_their_own_script_with_their_args():
     serve = _dry_run("serve-smoke", "SERVE_SMOKE_ARGS=--epochs 2")
-    assert len(serve) == 1 and serve[0].endswith("scripts/serve_smoke.py --epochs 2")
+    assert len(serve) == 1 and serve[0].endswith("-m smoke.serve --epochs 2")
     automation = _dry_run("automation-smoke")
-    assert not any("serve_smoke" in line for line in automation) and "flows/smoke.py" in automation[-1]
+    assert not any("serve_smoke" in line for line in automation) and "-m smoke.automation" in automation[-1]

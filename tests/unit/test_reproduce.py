@@ -1,4 +1,4 @@
-"""scripts/reproduce.py: a record that lacks what a rebuild needs ends in one line saying what."""
+"""ops/reproduce.py: a record that lacks what a rebuild needs ends in one line saying what."""
 
 import hashlib
 import subprocess
@@ -6,7 +6,7 @@ import subprocess
 import pytest
 from mlflow import MlflowClient
 
-from scripts import reproduce
+from ops import reproduce
 from stages.lib import fsio, lineage, tracking
 from stages.lib.cli import PipelineError
 

@@ -1,4 +1,4 @@
-"""scripts/sandbox.py's scratch folder: under the project's .smoke/, gone afterwards however
+"""smoke/sandbox.py's scratch folder: under the project's .smoke/, gone afterwards however
 the block ends (normally, on an error, on SIGTERM), kept on request."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from scripts import sandbox
+from smoke import sandbox
 from tests.conftest import ROOT
 
 
@@ -35,7 +35,7 @@ def test_scratch_can_be_kept(capsys):
 
 
 def test_sigterm_removes_the_scratch_and_exits_143():
-    code = "from scripts import sandbox\nimport time\nwith sandbox.scratch('unit-sig-') as p:\n"
+    code = "from smoke import sandbox\nimport time\nwith sandbox.scratch('unit-sig-') as p:\n"
     code += "    print(p, flush=True)\n    time.sleep(60)\n"
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     path = proc.stdout.readline().strip()

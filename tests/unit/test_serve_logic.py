@@ -212,8 +212,8 @@ def test_drift_seam_feeds_the_monitor_after_each_batch_and_sets_the_gauges(tmp_p
 
 def test_a_registered_card_is_read_through_its_typed_owner(tmp_path):
     from serve.model import CARD, read_card
+    from smoke import serving
     from stages.lib import model_card
-    from tests.support import serving
 
     assert read_card(tmp_path, "models:/m/1") is None  # registered without a card: placeholders
     (tmp_path / CARD).parent.mkdir()

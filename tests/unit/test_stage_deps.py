@@ -1,10 +1,11 @@
 """dvc.yaml's code deps are derived, not remembered: each stage lists exactly the project's
-Python files that `python -m stages NAME` imports, transitively (a stale list let a change to
-the TTA views skip evaluate).
+Python files that stage NAME imports, transitively (a stale list let a change to the TTA
+views skip evaluate).
 
-The walk starts at stages/NAME.py, the module `python -m stages NAME` runs. The dispatcher
-(stages/__main__.py) and the container launcher (runner/) are left out on purpose: they choose
-where a stage runs, not what it computes, and dvc.lock must not depend on the executor.
+Each cmd is `python -m runner NAME ...`; the walk starts at stages/NAME.py, the module the
+runner ends in. The dispatchers (runner/__main__.py, stages/__main__.py) and the executors
+(runner/) are left out on purpose: they choose where a stage runs, not what it computes, and
+dvc.lock must not depend on the executor.
 Imports inside functions count (the stages import heavy modules lazily). Package
 `__init__.py` files count only when they hold code beyond a docstring. Non-Python deps (data,
 reports, the dependency lock) are not checked here.
@@ -91,6 +92,12 @@ def test_the_walk_follows_lazy_relative_and_from_imports(tmp_path):
     (pkg / "unused.py").write_text("")
     found = imports(pkg / "main.py", tmp_path)
     assert found == {"pkg/main.py", "pkg/sub/__init__.py", "pkg/sub/a.py", "pkg/sub/b.py", "pkg/lazy.py"}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_cmd_runs_its_stage_through_the_runner(stage):
+    cmd = read_yaml(ROOT / "dvc.yaml")["stages"][stage]["cmd"].split()
+    assert cmd[:4] == ["python", "-m", "runner", stage]
 
 
 @pytest.mark.parametrize("stage", STAGES)

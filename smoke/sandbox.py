@@ -19,6 +19,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ops.git import git
+
 ROOT = Path(__file__).resolve().parent.parent
 # The pipeline and what `make run` needs to run it in containers.
 SOURCES = (
@@ -33,7 +35,7 @@ SOURCES = (
     "Dockerfile.dvc-runner",
     ".dockerignore",
     "env/requirements.lock",
-    "scripts",  # `make run-local` checks the MLflow server with scripts/remote.py first
+    "ops",  # `make run-local` checks the MLflow server with ops/remote.py first
     "pyproject.toml",
 )
 SMOKE_OVERRIDES = {
@@ -98,10 +100,10 @@ def make_sandbox(dest: Path, overrides: dict) -> Path:
         "GIT_COMMITTER_NAME": "smoke",
         "GIT_COMMITTER_EMAIL": "smoke@localhost",
     }
-    _run(["git", "init", "-q"], dest)
+    git("init", "-q", cwd=dest)
     _run([sys.executable, "-m", "dvc", "init", "-q"], dest)
-    _run(["git", "add", "-A"], dest)
-    _run(["git", "commit", "-q", "-m", "smoke sandbox"], dest, git_env)
+    git("add", "-A", cwd=dest)
+    git("commit", "-q", "-m", "smoke sandbox", cwd=dest, env=git_env)
     return dest
 
 

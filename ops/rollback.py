@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python scripts/rollback.py` from anywhere
 from stages.lib import cli
 
 

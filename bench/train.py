@@ -26,12 +26,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from scripts.sandbox import merge
+from smoke.sandbox import merge
 from stages.lib import fsio, model_card, params, tracking
+
+ROOT = Path(__file__).resolve().parent.parent
 
 EXPERIMENT = "bench-train"
 PREPARE = ("ingest", "validate", "preprocess")
@@ -89,9 +87,9 @@ def overrides(args: argparse.Namespace, base: dict) -> dict:
 
 def _stage(name: str) -> None:
     """Run one stage in this process with the argv dvc.yaml's cmd gives it."""
-    from stages.__main__ import main as dispatch
+    from runner.__main__ import main as dispatch
 
-    argv = shlex.split(params.read_yaml(ROOT / "dvc.yaml")["stages"][name]["cmd"])[3:]  # after `python -m stages`
+    argv = shlex.split(params.read_yaml(ROOT / "dvc.yaml")["stages"][name]["cmd"])[3:]  # after `python -m runner`
     if dispatch(argv) != 0:
         raise SystemExit(f"bench-train: the {name} stage failed (see above)")
 

@@ -1,4 +1,4 @@
-"""Registered models for the serving tests and bench: a real MLflow store (sqlite +
+"""Registered models for the serving tests, smoke runs and bench: a real MLflow store (sqlite +
 artifact folder) holding untrained nets logged exactly as the register stage logs them
 (stages.lib.registry.log_model with the model card in extra_files)."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository
+ROOT = Path(__file__).resolve().parent.parent  # the repository
 NAME = "cifar100-classifier"
 FINE = [f"fine_{i:02d}" for i in range(100)]
 COARSE = [f"coarse_{i:02d}" for i in range(20)]
@@ -102,7 +102,7 @@ def copy_store(template: Path, dest: Path) -> Path:
 
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(template / "mlflow.db", dest / "mlflow.db")
-    shutil.copy2(Path(__file__).resolve().parents[2] / "params.yaml", dest / "params.yaml")
+    shutil.copy2(ROOT / "params.yaml", dest / "params.yaml")
     return dest
 
 

@@ -1,9 +1,9 @@
 """Run the whole pipeline on a small synthetic dataset, away from the real outputs.
 
-Builds a sandbox (scripts/sandbox.py) under `.smoke/` in the project, so
+Builds a sandbox (smoke/sandbox.py) under `.smoke/` in the project, so
 container executors see it at the same path, runs `dvc repro` there with its
 own MLflow store, then rebuilds the version it registered from that version's
-own record (scripts/reproduce.py), and prints one JSON line: model, version,
+own record (ops/reproduce.py), and prints one JSON line: model, version,
 aliases, test top-1 and `reproduced` (`identical`, or `different`; the whole
 verdict goes to stderr). params.yaml, dvc.lock and the project's outputs are never touched.
 """
@@ -15,14 +15,13 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python scripts/smoke.py` from anywhere
-from scripts.sandbox import SMOKE_OVERRIDES, make_sandbox, merge, repro, scratch
+from smoke.sandbox import SMOKE_OVERRIDES, make_sandbox, merge, repro, scratch
 
 
 def reproduced(sandbox: Path, decision: dict) -> str:
     """Rebuild the version just registered, as `make reproduce` would; its verdict."""
     try:
-        from scripts.reproduce import reproduce
+        from ops.reproduce import reproduce
         from stages.lib import tracking
     except ImportError:  # the dvc-runner image (EXECUTOR=docker) has no MLflow client
         return "skipped: no MLflow client here"

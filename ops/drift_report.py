@@ -1,6 +1,6 @@
 """Drift report: a window of images against the model's reference profile, as HTML, PNG and JSON.
 
-`make drift-report IMAGES=DIR|FILE.npy` (or `python -m scripts.drift_report ...`). Images are a
+`make drift-report IMAGES=DIR|FILE.npy` (or `python -m ops.drift_report ...`). Images are a
 folder of PNG/JPEG files (converted to RGB and resized to 32x32 with PIL's bicubic filter where
 they are another size) or a .npy of uint8 (N, 32, 32, 3). With a models/ folder (model.json +
 model.pt) the model's confidence, predicted classes and embedding are compared too; without
@@ -13,12 +13,10 @@ from __future__ import annotations
 import argparse
 import html
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python scripts/drift_report.py` from anywhere
 from serve.drift import DEFAULT_ALPHA, DriftMonitor, DriftStatus, load_profile
 from stages.lib import drift_profile, fsio
 from stages.lib.cli import PipelineError

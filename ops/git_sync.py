@@ -15,21 +15,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
-from scripts.remote_common import (
-    Fail,
-    child_env,
-    classify,
-    dvc,
-    last_error,
-    main,
-    retry_policy,
-    retrying,
-    run,
-    settings,
-)
+from ops.common import Fail, child_env, dvc, last_error, main, run, settings
+from ops.git import git, run_git, succeeds
+from ops.retry import classify, retry_policy, retrying
 
 MESSAGE = "pipeline: dvc.lock, params and reports"
 
@@ -52,22 +42,9 @@ def tracked_files(root: Path) -> tuple[list[str], list[str], list[str]]:
                 files.add(path)
             elif not any(path == p or path.startswith(p + os.sep) for p in out_paths):
                 code.add(path)
-    files = {os.path.normpath(f) for f in files if (root / f).exists() or _known(root, f)}
+    known = lambda f: succeeds("ls-files", "--error-unmatch", "--", f, cwd=root)  # noqa: E731
+    files = {os.path.normpath(f) for f in files if (root / f).exists() or known(f)}
     return sorted(files), sorted(code), sorted(out_paths)
-
-
-def _known(root: Path, path: str) -> bool:
-    return (
-        subprocess.run(["git", "ls-files", "--error-unmatch", "--", path], cwd=root, capture_output=True).returncode
-        == 0
-    )
-
-
-def git(*args: str, env: dict, check: bool = True) -> str:
-    done = run(["git", *args], env)
-    if check and done.returncode:
-        raise Fail(f"`git {args[0]}` failed: {last_error(done.output)}")
-    return done.output
 
 
 def _json(output: str) -> dict | None:
@@ -101,7 +78,7 @@ def check_remote(env: dict, outs: list[str]) -> None:
         kind = classify(done.output)
         fix = {
             "auth": ": fix the credentials in .env and run `make dagshub`",
-            "unreachable": f": unreachable after {tries} attempts; check the network and the endpoint",
+            "transient": f": unreachable after {tries} attempts; check the network and the endpoint",
         }.get(kind, "")
         raise Fail(f"cannot tell whether the outputs are on the DVC remote ({last_error(done.output)}){fix}")
     missing = _json(done.output)
@@ -119,8 +96,9 @@ def push(env: dict) -> None:
     if branch == "HEAD":
         raise Fail("detached HEAD: check out a branch first")
     attempts, delay = retry_policy(env)
-    cmd = ["git", "push", "origin", f"HEAD:refs/heads/{branch}"]
-    done, tries = retrying(lambda: run(cmd, env), attempts, delay, "git-sync")
+    refspec = f"HEAD:refs/heads/{branch}"
+    send = lambda: run_git("push", "origin", refspec, env=env, timeout=3600)  # noqa: E731
+    done, tries = retrying(send, attempts, delay, "git-sync")
     if done.returncode == 0:
         print(f"git-sync: pushed {branch} to origin")
         return
@@ -132,7 +110,7 @@ def push(env: dict) -> None:
             f"origin rejected the credentials ({last_error(done.output)}): "
             "fix git's access to origin, then `make git-sync` again"
         )
-    if kind == "unreachable":
+    if kind == "transient":
         raise Fail(
             f"origin unreachable after {tries} attempts ({last_error(done.output)}): "
             "the commit is made; `make git-sync` again pushes it"
@@ -145,13 +123,13 @@ def push(env: dict) -> None:
 
 def _main(argv: list[str]) -> None:
     env = child_env(settings())
-    if run(["git", "remote", "get-url", "origin"], env).returncode:
+    if not succeeds("remote", "get-url", "origin", env=env):
         raise Fail("no git remote 'origin': add it with `git remote add origin URL`")
     files, code, outs = tracked_files(Path.cwd())
     check_pipeline(env, code)
     check_remote(env, outs)
     git("add", "-A", "--", *files, env=env)
-    if run(["git", "diff", "--cached", "--quiet", "--", *files], env).returncode == 0:
+    if succeeds("diff", "--cached", "--quiet", "--", *files, env=env):
         print("git-sync: nothing new to commit")
     else:
         git("commit", "-q", "-m", MESSAGE, "--", *files, env=env)  # only these paths, whatever else is staged

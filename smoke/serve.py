@@ -1,6 +1,6 @@
 """Serve a smoke model end to end: pipeline in a sandbox, server on it, alias moved.
 
-1. scripts/sandbox.py's smoke pipeline (`dvc repro`, synthetic data, small net)
+1. smoke/sandbox.py's smoke pipeline (`dvc repro`, synthetic data, small net)
    registers v1 as champion in the sandbox's own MLflow store.
 2. `python -m serve` starts on that store (127.0.0.1, a free port, 1 s poll);
    real PNG files (test images written to disk) are posted; the answers are
@@ -15,46 +15,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python scripts/serve_smoke.py` from anywhere
 import numpy as np
 
-from scripts.sandbox import ROOT, SMOKE_OVERRIDES, make_sandbox, merge, repro, scratch
+from smoke.sandbox import ROOT, SMOKE_OVERRIDES, make_sandbox, merge, repro, scratch
+from smoke.servers import Server, free_port, launch
 
 POLL_S = 1.0
 WAIT_S = 180  # bound on every wait for the server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(sandbox: Path, port: int) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(MLFLOW_TRACKING_URI=f"sqlite:///{sandbox / 'mlflow.db'}", SERVE_PORT=str(port), PYTHONPATH=str(ROOT))
+def _start(sandbox: Path, port: int) -> Server:
+    """The server on the sandbox's store, run from the project (cwd first on sys.path); log in the sandbox."""
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{sandbox / 'mlflow.db'}", "SERVE_PORT": str(port)}
     env["SERVE_POLL_INTERVAL_S"] = str(POLL_S)
     cmd = [sys.executable, "-m", "serve", "--params", str(sandbox / "params.yaml")]
-    with open(sandbox / "serve.log", "wb") as log:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
+    return launch("serve", cmd, sandbox, env, f"http://127.0.0.1:{port}", cwd=ROOT)
 
 
 def _wait_version(url: str, proc: subprocess.Popen, version: str | None) -> str:
@@ -127,8 +107,9 @@ def smoke(sandbox: Path, epochs: int) -> dict:
     from stages.lib import params, registry
 
     first = repro(make_sandbox(sandbox, merge(SMOKE_OVERRIDES, {"recipes": {"fast": {"epochs": epochs}}})))
-    port = _free_port()
-    url, proc = f"http://127.0.0.1:{port}", _start(sandbox, port)
+    port = free_port()
+    server = _start(sandbox, port)
+    url, proc = server.url, server.proc
     try:
         served = _wait_version(url, proc, str(first["version"]))
         pngs = _write_pngs(sandbox, 16)
@@ -147,7 +128,7 @@ def smoke(sandbox: Path, epochs: int) -> dict:
         match = match and _predict_matches(url, sandbox, pngs, reloaded)
         bad = _bad_inputs(url, pngs[0].read_bytes())
     finally:
-        _stop(proc)
+        server.stop()
     return {"served_version": served, "reloaded_to": reloaded, "predictions_match_pyfunc": match, "bad_inputs_4xx": bad}
 
 

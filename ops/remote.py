@@ -20,19 +20,10 @@ from __future__ import annotations
 import argparse
 import os
 
-from scripts.remote_common import (
-    Done,
-    Fail,
-    child_env,
-    classify,
-    dvc,
-    last_error,
-    main,
-    retry_policy,
-    retrying,
-    run,
-    settings,
-)
+from ops.common import Done, Fail, child_env, dvc, last_error, main, run, settings
+from ops.retry import classify, retry_policy, retrying
+from ops.secrets import redact
+from stages.lib.cli import PipelineError
 
 MISSING = (
     "missing cache files",
@@ -65,7 +56,7 @@ def explain(what: str, done: Done, tries: int, remote: tuple[str, str]) -> str:
             f"remote '{name}' ({where}) rejected the credentials: set DAGSHUB_TOKEN (or AWS_ACCESS_KEY_ID and "
             f"AWS_SECRET_ACCESS_KEY) in .env, run `make dagshub`, then `make {what}` again"
         )
-    if kind == "unreachable":
+    if kind == "transient":
         tail = "; what was pushed stays there and the rerun sends only the rest" if what == "push" else ""
         return (
             f"remote '{name}' ({where}) unreachable after {tries} attempt{'s' * (tries > 1)} "
@@ -93,7 +84,6 @@ def transfer(what: str, remote_name: str | None) -> None:
 
 def check_mlflow() -> None:
     from stages.lib import tracking
-    from stages.lib.cli import PipelineError
 
     env = settings()
     uri = env.get("MLFLOW_TRACKING_URI", "")
@@ -105,7 +95,7 @@ def check_mlflow() -> None:
         version = tracking.check_server(uri)
     except PipelineError as exc:
         raise Fail(str(exc)) from None
-    print(f"mlflow-check: {tracking.redact(uri)} accepts the credentials; MLflow {version or 'version not reported'}")
+    print(f"mlflow-check: {redact(uri, env)} accepts the credentials; MLflow {version or 'version not reported'}")
 
 
 def _main(argv: list[str]) -> None:

@@ -1,6 +1,6 @@
 """`make sweep-smoke`: a sweep of 5 tiny experiments on synthetic data, 2 at a time, away from real outputs.
 
-Builds a sandbox under `.smoke/` (scripts/sandbox.py: the smoke settings,
+Builds a sandbox under `.smoke/` (smoke/sandbox.py: the smoke settings,
 fewer epochs), runs the pipeline there once and commits it (so a champion
 exists and the queued experiments share ingest..preprocess), then runs the
 grid through the real sweep driver (sweep/run.py) on DVC's queue and prints
@@ -18,8 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python scripts/sweep_smoke.py` from anywhere
-from scripts.sandbox import SMOKE_OVERRIDES, make_sandbox, merge, scratch
+from ops.git import git
+from smoke.sandbox import SMOKE_OVERRIDES, make_sandbox, merge, scratch
 
 GRID = ["recipes.fast.lr=0.01,0.02,0.03,0.1,0.2"]  # not 0.05, the baseline: DVC would not re-train it
 GIT_ENV = {"GIT_AUTHOR_NAME": "smoke", "GIT_AUTHOR_EMAIL": "smoke@localhost"}
@@ -37,8 +37,8 @@ def prepare(dest: Path, overrides: dict, env: dict[str, str]) -> Path:
     """A sandbox with the pipeline run once and committed (dvc.lock, the first champion)."""
     make_sandbox(dest, overrides)
     subprocess.run([sys.executable, "-m", "dvc", "repro", "-q"], cwd=dest, env=env, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=dest, env=env, check=True)
-    subprocess.run(["git", "commit", "-q", "-m", "baseline run"], cwd=dest, env=env, check=True)
+    git("add", "-A", cwd=dest, env=env)
+    git("commit", "-q", "-m", "baseline run", cwd=dest, env=env)
     return dest
 
 

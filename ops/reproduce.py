@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python scripts/reproduce.py` from anywhere
+from ops.git import git, succeeds
 from stages.lib import cli, fsio, lineage, model_card, params
 from stages.lib.cli import PipelineError
 
@@ -91,13 +91,6 @@ def read_record(client, mv, dest: Path) -> dict:
     }
 
 
-def _git(repo: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=120)
-    if done.returncode:
-        raise PipelineError(f"git {' '.join(args)} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
-    return done.stdout.strip()
-
-
 def _md5(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "md5").hexdigest()
@@ -142,13 +135,12 @@ def rebuild(project: Path, record: dict, tree: Path, env: dict) -> dict:
     from ruamel.yaml import YAML
 
     commit = f"{record['commit']}^{{commit}}"
-    known = subprocess.run(["git", "cat-file", "-e", commit], cwd=project, capture_output=True, timeout=60)
-    if known.returncode:
+    if not succeeds("cat-file", "-e", commit, cwd=project):
         raise PipelineError(
             f"{record['label']} was trained at commit {record['commit']}, which is not in the git "
             f"repository at {project}: fetch it (git fetch) and rerun"
         )
-    _git(project, "worktree", "add", "--detach", "-q", str(tree), record["commit"])
+    git("worktree", "add", "--detach", "-q", str(tree), record["commit"], cwd=project)
     check_code(record["lock"], tree, record["label"], record["commit"])
     with open(tree / "params.yaml", "w") as f:
         YAML(typ="safe", pure=True).dump(params.as_dict(record["card"].settings), f)
@@ -229,11 +221,9 @@ def reproduce(
     finally:
         if not keep:
             if tree.exists():
-                subprocess.run(
-                    ["git", "worktree", "remove", "--force", str(tree)], cwd=project, capture_output=True, timeout=120
-                )
+                git("worktree", "remove", "--force", str(tree), cwd=project, check=False)
             shutil.rmtree(scratch, ignore_errors=True)
-            subprocess.run(["git", "worktree", "prune"], cwd=project, capture_output=True, timeout=120)
+            git("worktree", "prune", cwd=project, check=False)
     result["seconds"] = round(time.perf_counter() - began, 1)
     return result
 

@@ -1,6 +1,6 @@
 """`make automation-smoke`: the Prefect flow once and the Airflow DAG once on the smoke sandbox.
 
-A scratch git+DVC copy of the pipeline (scripts/sandbox.py, synthetic data) with
+A scratch git+DVC copy of the pipeline (smoke/sandbox.py, synthetic data) with
 a local-folder DVC remote and a bare git origin, so every step is real: pull,
 reproduce, push, git sync, report. The Prefect run gets one injected transient
 fault (its first `push` fails as if the remote were unreachable) and must retry
@@ -18,11 +18,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from flows.airflow_run import airflow_env, dags_test
-from flows.steps import ROOT, retries_in
+from flows.steps import retries_in
 from flows.webhook import WebhookReceiver
-from scripts.sandbox import SMOKE_OVERRIDES, make_sandbox, scratch
+from ops.git import git
+from smoke.sandbox import SMOKE_OVERRIDES, make_sandbox, scratch
 
 GIT_ID = {
     "GIT_AUTHOR_NAME": "automation",
@@ -36,18 +36,22 @@ def _sh(cwd: Path, *cmd: str) -> None:
     subprocess.run(list(cmd), cwd=cwd, env={**os.environ, **GIT_ID}, check=True, capture_output=True, timeout=300)
 
 
+def _git(cwd: Path, *args: str) -> None:
+    git(*args, cwd=cwd, env={**os.environ, **GIT_ID})
+
+
 def prepare(base: Path, overrides: dict = SMOKE_OVERRIDES) -> Path:
     """base/project: the sandbox, with DVC remote base/dvc-remote and git origin base/origin.git."""
     project = base / "project"
     project.mkdir(parents=True)
     make_sandbox(project, overrides)
-    _sh(base, "git", "init", "-q", "--bare", str(base / "origin.git"))
-    _sh(project, "git", "remote", "add", "origin", str(base / "origin.git"))
+    _git(base, "init", "-q", "--bare", str(base / "origin.git"))
+    _git(project, "remote", "add", "origin", str(base / "origin.git"))
     _sh(project, sys.executable, "-m", "dvc", "remote", "add", "-q", "-d", "local", str(base / "dvc-remote"))
     with open(project / ".gitignore", "a") as f:
         f.write("/.automation/\n")
-    _sh(project, "git", "add", "-A")
-    _sh(project, "git", "commit", "-q", "-m", "automation sandbox: remote and origin")
+    _git(project, "add", "-A")
+    _git(project, "commit", "-q", "-m", "automation sandbox: remote and origin")
     return project
 
 
@@ -63,7 +67,6 @@ def run_env(project: Path, executor: str, hook_url: str) -> dict[str, str]:
             "AUTOMATION_RETRY_DELAY_S": "1",
             "AUTOMATION_NOTIFY_URLS": hook_url,
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-            "PYTHONPATH": str(ROOT),
             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",  # 20 s is too short on busy cores
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }

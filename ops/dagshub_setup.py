@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from scripts.remote_common import Fail, main, settings
+from ops.common import Fail, main, settings
 
 DAGSHUB = ("DAGSHUB_OWNER", "DAGSHUB_REPO", "DAGSHUB_TOKEN")
 CREDENTIAL_KEYS = ("access_key_id", "secret_access_key", "session_token", "password", "user", "token")

@@ -1,0 +1,111 @@
+"""Shared by the operations (remote, git_sync, dagshub_setup, and flows' settings):
+settings from the environment or `.env`, running dvc/git with their output kept, and
+turning failures into one line that names the fix (secrets scrubbed by ops.secrets).
+
+Stdlib only at import (the Airflow venv imports flows.steps -> ops.retry -> here).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ops.secrets import redact
+from stages.lib.cli import PipelineError
+
+ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*:?=\s*(.*?)\s*$")
+
+
+class Fail(PipelineError):
+    """An expected failure: printed as `what: error: message`, exit status 1. A PipelineError,
+    so the stage-style entry points (ops.reproduce) show it as one line too."""
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines as `make -include .env` reads them: no quoting, `#` starts a comment."""
+    found: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            m = ENV_LINE.match(line.split("#", 1)[0])
+            if m:
+                found[m.group(1)] = m.group(2)
+    return found
+
+
+def settings(root: Path = Path("."), environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment over `.env`; names with empty values count as unset. With DAGSHUB_OWNER
+    and no MLFLOW_TRACKING_URI, MLflow goes to the DagsHub repo's server, the token as password."""
+    given = os.environ if environ is None else environ
+    merged = {**read_env_file(root / ".env"), **{k: v for k, v in given.items() if v != ""}}
+    found = {k: v for k, v in merged.items() if v != ""}
+    if "DAGSHUB_OWNER" in found and "MLFLOW_TRACKING_URI" not in found:  # as the Makefile derives them
+        repo = f"{found['DAGSHUB_OWNER']}/{found.get('DAGSHUB_REPO', '')}"
+        found["MLFLOW_TRACKING_URI"] = f"https://dagshub.com/{repo}.mlflow"
+        found["MLFLOW_TRACKING_USERNAME"] = found.get("DAGSHUB_USER", found["DAGSHUB_OWNER"])
+        found["MLFLOW_TRACKING_PASSWORD"] = found.get("DAGSHUB_TOKEN", "")
+    return found
+
+
+def last_error(output: str) -> str:
+    """The most telling line of a failed command's output, for the one-line message."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip() and not ln.startswith("Having any troubles")]
+    errors = [ln for ln in lines if ln.lower().startswith(("error", "fatal"))]
+    line = (errors or lines or ["no output"])[-1]
+    line = re.sub(r"^(error|fatal):\s*(unexpected error\s*-\s*)?", "", line, flags=re.I)
+    return re.sub(r'"(\w+://[^/"]+)/[^"]*"', r'"\1"', line)[:300]  # a URL's host says enough
+
+
+@dataclass
+class Done:
+    returncode: int
+    output: str
+
+
+def run(
+    cmd: Sequence[str], env: Mapping[str, str] | None = None, echo: bool = False, timeout: float = 3600, cwd=None
+) -> Done:
+    """Run cmd with stdout and stderr merged (env None: os.environ); with echo, print its output
+    (secrets scrubbed) minus dvc's error lines and footer, which the caller's one-line message replaces."""
+    try:
+        done = subprocess.run(
+            list(cmd),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=None if env is None else dict(env),
+            timeout=timeout,
+            cwd=cwd,
+        )
+    except subprocess.TimeoutExpired:
+        return Done(124, f"timed out after {timeout:g} s")
+    except OSError as exc:  # git or dvc missing, cwd gone
+        return Done(127, str(exc))
+    if echo:
+        for line in done.stdout.splitlines():
+            if line.strip() and not line.startswith(("ERROR:", "Having any troubles")):
+                print(redact(line, env or {}))
+    return Done(done.returncode, done.stdout)
+
+
+def dvc(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dvc", *args]
+
+
+def child_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment for dvc/git: settings (incl. .env) over os.environ, never prompting."""
+    return {**os.environ, **env, "GIT_TERMINAL_PROMPT": "0"}
+
+
+def main(what: str, body: Callable[[list[str]], None], argv: list[str] | None = None) -> int:
+    """Run an operation's body; a Fail prints one line (secrets scrubbed) and exits 1."""
+    try:
+        body(sys.argv[1:] if argv is None else argv)
+    except Fail as exc:
+        print(f"{what}: error: {redact(str(exc), settings())}", file=sys.stderr)
+        return 1
+    return 0
