@@ -40,10 +40,11 @@ endif
 test: $(STAMP) ## run the test suite with coverage (the 85% floor applies to the full run only)
 	$(PY) -m pytest --cov --cov-report=term $(if $(PYTEST_ARGS),--cov-fail-under=0) $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff lint + format check + the import layers (pyproject.toml); non-zero on any finding
+lint: $(STAMP) ## ruff lint + format check, the import layers and mypy (pyproject.toml); non-zero on any finding
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 format: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .

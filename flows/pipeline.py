@@ -58,7 +58,9 @@ def _run_id() -> str:
 
 
 @flow(name=FLOW_NAME, on_failure=[_notify_failure], on_crashed=[_notify_failure], log_prints=True)
-def retrain(project: str = ".", executor: str | None = None, steps: list[str] | None = None, reason: str = "manual"):
+def retrain(
+    project: str = ".", executor: str | None = None, steps: list[str] | None = None, reason: str = "manual"
+) -> dict:
     """Run the steps (all by default) in order; return the report plus retries made."""
     cfg = settings.load(project)
     cmds = commands(executor or cfg.executor, cfg.python, cfg.venv)

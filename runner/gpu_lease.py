@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 
 from stages.lib import locks
@@ -146,7 +146,7 @@ def lease(
 
 
 @contextlib.contextmanager
-def local_stage(stage: str, environ: dict[str, str]) -> Iterator[None]:
+def local_stage(stage: str, environ: MutableMapping[str, str]) -> Iterator[None]:
     """The local executor's lease: a GPU stage sees only its leased GPUs (CUDA_VISIBLE_DEVICES).
 
     Skipped inside a stage container, whose launcher leased for it (PIPELINE_GPU_LEASED)."""

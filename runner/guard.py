@@ -146,7 +146,7 @@ def clear_stale_rwlock(tmp_dir: Path, running: Callable[[str], bool]) -> int:
         drop(rwlock, entries)
     if entries:  # one line, however many paths
         paths = sorted({path for _, path, _ in entries})
-        owners = sorted({_MARKED.search(str(info["cmd"])).group(1) for _, _, info in entries})
+        owners = sorted({m.group(1) for _, _, info in entries if (m := _MARKED.search(str(info["cmd"])))})
         more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
         print(
             f"runner: removed stale DVC locks on {', '.join(paths[:3])}{more}, left by runner container "

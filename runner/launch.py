@@ -120,7 +120,7 @@ def _runner_id(environ: Mapping[str, str]) -> str:
 def _mark(**info: str) -> None:
     from runner import guard
 
-    guard.mark(**info)
+    guard.mark(guard.LOCK, **info)
 
 
 def _remove(container) -> None:

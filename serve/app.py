@@ -76,6 +76,8 @@ def set_torch_threads(device: str) -> None:
 def _forward(holder: ModelHolder, metrics: Metrics):
     def run_batch(images: np.ndarray) -> list:
         model = holder.current  # held for the whole batch: a swap meanwhile does not touch it
+        if model is None:  # /predict answers 503 before submitting, and a loaded model is only swapped
+            raise RuntimeError("serve: a batch reached the forward thread before any model was loaded")
         probs, emb = model.predict(images)
         metrics.predictions(probs, model.fine_names)
         if model.monitor is not None:

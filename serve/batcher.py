@@ -46,6 +46,12 @@ class MicroBatcher:
         self._queue = asyncio.Queue()
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
+    @property
+    def _q(self) -> asyncio.Queue[_Job]:
+        if self._queue is None:
+            raise RuntimeError("MicroBatcher.start() must run (in the server's event loop) before submit")
+        return self._queue
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -55,7 +61,7 @@ class MicroBatcher:
     async def submit(self, images: np.ndarray) -> list:
         """Results for these images, computed in some batch."""
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(images, future))
+        await self._q.put(_Job(images, future))
         return await future
 
     async def _next(self, timeout: float | None) -> _Job | None:
@@ -63,17 +69,19 @@ class MicroBatcher:
             job, self._carry = self._carry, None
             return job
         if timeout is None:
-            return await self._queue.get()
-        if not self._queue.empty() or timeout <= 0:
-            return None if self._queue.empty() else self._queue.get_nowait()
+            return await self._q.get()
+        if not self._q.empty() or timeout <= 0:
+            return None if self._q.empty() else self._q.get_nowait()
         try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
+            return await asyncio.wait_for(self._q.get(), timeout)
         except asyncio.TimeoutError:
             return None
 
     async def _collect(self) -> list[_Job]:
         loop = asyncio.get_running_loop()
-        jobs = [await self._next(None)]
+        first = await self._next(None)
+        assert first is not None  # without a timeout _next waits for a job
+        jobs = [first]
         size, deadline = len(jobs[0].images), loop.time() + self.max_wait_s
         while size < self.max_batch:
             wait = deadline - loop.time() if self.arriving > 0 else 0.0

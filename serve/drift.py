@@ -223,11 +223,12 @@ class DriftMonitor:
 
     def status(self) -> DriftStatus:
         with self._lock:
-            stale = self._cached is None or self._new >= self.retest_every
-            first = self._cached is not None and not self._cached.details["tests"] and self._filled >= self.min_fill
-            if stale or first:
-                self._cached, self._new = self._test(), 0
-            return dataclasses.replace(self._cached, filled=int(self._filled))
+            cached = self._cached
+            first = cached is not None and not cached.details["tests"] and self._filled >= self.min_fill
+            if cached is None or self._new >= self.retest_every or first:  # stale, or the first full window
+                cached = self._cached = self._test()
+                self._new = 0
+            return dataclasses.replace(cached, filled=int(self._filled))
 
     def _test(self) -> DriftStatus:
         values = self._values if self._filled == self.window else self._values[: self._filled]

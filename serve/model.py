@@ -11,8 +11,14 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # for annotations only: torch is imported where used (heavy), as is serve.drift
+    import torch
+
+    from serve.drift import DriftMonitor
 
 log = logging.getLogger("serve")
 CARD = "extra_files/model.json"  # the model card, saved with the model by registry.log_model
@@ -24,12 +30,12 @@ class LoadedModel:
     name: str
     version: str
     alias: str | None  # the alias it was loaded for; None when pinned by version
-    module: object  # torch module: uint8 (N, 32, 32, 3) -> probs (N, C)
+    module: torch.nn.Module  # uint8 (N, 32, 32, 3) -> probs (N, C)
     device: str
     fine_names: list[str]
     coarse_names: list[str]
     fine_to_coarse: np.ndarray  # int (C,): superclass index of each fine class
-    monitor: object | None = None  # serve.drift.DriftMonitor, fed by the (single) forward thread
+    monitor: DriftMonitor | None = None  # fed by the (single) forward thread
 
     coarse_matrix: np.ndarray | None = None  # (C, K) one-hot: fine probs @ it = superclass probs
 
@@ -43,8 +49,9 @@ class LoadedModel:
 
         with torch.inference_mode():
             x = torch.from_numpy(images).to(self.device)
-            if self.monitor is not None and hasattr(self.module, "forward_with_embedding"):
-                probs, emb = self.module.forward_with_embedding(x)
+            forward_with_embedding = getattr(self.module, "forward_with_embedding", None)  # ServingModel's
+            if self.monitor is not None and forward_with_embedding is not None:
+                probs, emb = forward_with_embedding(x)
                 return probs.float().cpu().numpy(), emb.float().cpu().numpy()
             return self.module(x).float().cpu().numpy(), None
 

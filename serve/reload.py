@@ -45,8 +45,8 @@ class ModelHolder:
         except Exception as exc:  # any failure: keep serving what we have
             self.last_error = f"{type(exc).__name__}: {exc}"
             self.metrics.reload_failures.inc()
-            old = f"v{self.current.version}" if self.current else "nothing"
-            log.error("serve: loading %s@%s failed, still serving %s: %s", s.model_name, s.model, old, self.last_error)
+            kept = f"v{self.current.version}" if self.current else "nothing"
+            log.error("serve: loading %s@%s failed, still serving %s: %s", s.model_name, s.model, kept, self.last_error)
             return False
         old, self.current = self.current, new  # the swap
         self.last_error = None

@@ -86,7 +86,8 @@ def _logits(model_dir: Path, data_dir: Path, cfg: params.EvaluateParams) -> np.n
     # evaluation runs eagerly (one pass does not repay compiling).
     trained = card.train_params
     rt = device.resolve(dataclasses.replace(trained, compile="off"))
-    net = model.build(card.architecture, card.num_classes).to(rt.device, memory_format=rt.memory_format)
+    # Module.to accepts device with memory_format; torch's typed overloads lack that combination.
+    net = model.build(card.architecture, card.num_classes).to(rt.device, memory_format=rt.memory_format)  # type: ignore[call-overload]
     net.load_state_dict(model_card.load_weights(model_dir, rt.device))
     test = loop.DeviceData.from_arrays(load_arrays(data_dir, "test"), rt.device)
     norm = loop.Normalizer(card.mean, card.std, rt)

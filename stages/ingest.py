@@ -64,7 +64,8 @@ def _extract(archive: Path, dest: Path) -> None:
         raw.seek(0)
         opener = next((cls for prefix, cls in _DECOMPRESSORS if magic.startswith(prefix)), None)
         stream = opener(raw) if opener else raw
-        with stream, tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 20, copybufsize=1 << 20) as tar:
+        # copybufsize: a TarFile keyword since Python 3.8 that typeshed's tarfile.open overloads lack.
+        with stream, tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 20, copybufsize=1 << 20) as tar:  # type: ignore[call-overload]
             _extract_all(tar, dest)
             while stream.read(1 << 20):  # the checksum is verified at the end of the stream
                 pass

@@ -42,7 +42,7 @@ def _new_version(client, cfg: params.Params, model_dir: Path, sha: str, tags: di
             run_id = run.info.run_id
     source = registry.logged_model(client, run_id)  # logged by an earlier run the registry refused
     if source is None:
-        code_dir, extra = Path(stages.__file__).parent, [model_card.card_path(model_dir), *extra]
+        code_dir, extra = Path(stages.__file__).parent, (model_card.card_path(model_dir), *extra)
         source = registry.log_model(client, run_id, serving, card.num_classes, code_dir, extra)
     lineage.record(client, run_id, model_dir)  # what `make reproduce` rebuilds it from
     try:
@@ -110,7 +110,7 @@ def register(cfg: params.Params, model_dir: Path, metrics_path: Path, profile_pa
     client, name = MlflowClient(), cfg.register.model_name
     version = _registered(client, name, sha)
     is_new = version is None
-    if is_new:
+    if version is None:
         version = _new_version(client, cfg, model_dir, sha, _tags(sha, card, metrics), (profile_path,))
         client.set_registered_model_alias(name, registry.CHALLENGER, version)
     with sweepmode.alias_lock(client.tracking_uri, name):  # another register may decide at once

@@ -13,12 +13,16 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stages.lib import cli, distributed, fsio, model_card, params
 from stages.lib.dataset import load_arrays, load_meta
 
+if TYPE_CHECKING:
+    from mlflow import ActiveRun  # mlflow itself is imported lazily (heavy)
 
-def _open_run(mlflow, ckpt, cfg: params.Params, resolved: params.TrainConfig, extra_tags: dict) -> object:
+
+def _open_run(mlflow, ckpt, cfg: params.Params, resolved: params.TrainConfig, extra_tags: dict) -> ActiveRun:
     """Resume the run a checkpoint belongs to, or start a new one with params and provenance."""
     from mlflow.exceptions import MlflowException
 
@@ -100,7 +104,8 @@ def train(cfg: params.Params, data_dir: Path, model_dir: Path, history_path: Pat
         train_set = loop.DeviceData.from_arrays(load_arrays(data_dir, "train"), rt.device)
         val_set = loop.DeviceData.from_arrays(load_arrays(data_dir, "val"), rt.device)
         torch.manual_seed(resolved.seed)
-        net = model.build(resolved.model, len(meta["fine_names"])).to(rt.device, memory_format=rt.memory_format)
+        # Module.to accepts device with memory_format; torch's typed overloads lack that combination.
+        net = model.build(resolved.model, len(meta["fine_names"])).to(rt.device, memory_format=rt.memory_format)  # type: ignore[call-overload]
         ckpt = Checkpoint(ckpt_dir, fingerprint(params.as_dict(resolved), meta))
         norm = loop.Normalizer(meta["mean"], meta["std"], rt)
         fit = lambda log: loop.fit(net, train_set, val_set, resolved, norm, rt, ckpt, log, group)  # noqa: E731

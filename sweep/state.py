@@ -29,8 +29,8 @@ class Sweep:
         return grid_keys(self.grid)
 
     def record(self) -> dict:
-        keys = ("sweep_id", "grid", "fixed", "jobs", "tracking_uri", "experiment", "parent_run", "baseline")
-        keys += ("names", "states")
+        keys = ["sweep_id", "grid", "fixed", "jobs", "tracking_uri", "experiment", "parent_run", "baseline"]
+        keys += ["names", "states"]
         return {"keys": self.keys, **{k: getattr(self, k) for k in keys}}
 
 

@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -176,7 +177,10 @@ def _wrap(net: nn.Module, rt: Runtime, group: Group) -> nn.Module:
         from torch.nn.parallel import DistributedDataParallel
 
         model = DistributedDataParallel(net, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
-    return torch.compile(model) if rt.compile else model
+    if not rt.compile:
+        return model
+    # Given an nn.Module, torch.compile returns an OptimizedModule (an nn.Module); its stubs say Callable.
+    return cast(nn.Module, torch.compile(model))
 
 
 def score(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:

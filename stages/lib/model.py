@@ -25,7 +25,7 @@ class BasicBlock(nn.Module):
             nn.Conv2d(cout, cout, 3, padding=1, bias=False),
             nn.BatchNorm2d(cout),
         )
-        self.shortcut = nn.Identity()
+        self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or cin != cout:
             self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
 
@@ -113,6 +113,10 @@ class ServingModel(nn.Module):
     preprocessing code on the caller's side.
     """
 
+    # Buffers (register_buffer), (1, 3, 1, 1) float32 in 0..255 pixel units; declared for the type checker only.
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, net: nn.Module, mean: list[float], std: list[float]):
         super().__init__()
         self.net = net
@@ -125,19 +129,19 @@ class ServingModel(nn.Module):
     def forward_with_embedding(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 (N, 32, 32, 3) -> (probs (N, C) float32, embedding (N, D)): D is the width that
         feeds the last Linear layer (the penultimate layer); probs equal forward()'s."""
-        head = _head_start(self.net)
-        embedding = self.net[:head](self._normalise(images))
-        return torch.softmax(self.net[head:](embedding), dim=1), embedding
+        net, head = _split_at_head(self.net)
+        embedding = net[:head](self._normalise(images))
+        return torch.softmax(net[head:](embedding), dim=1), embedding
 
     def _normalise(self, images: torch.Tensor) -> torch.Tensor:
         return (images.permute(0, 3, 1, 2).float() - self.mean) / self.std
 
 
-def _head_start(net: nn.Module) -> int:
-    """Index of the last Linear layer of a Sequential net: what comes before it is the embedding."""
+def _split_at_head(net: nn.Module) -> tuple[nn.Sequential, int]:
+    """The Sequential net and the index of its last Linear layer: what comes before it is the embedding."""
     if not isinstance(net, nn.Sequential):
         raise TypeError(f"forward_with_embedding needs an nn.Sequential net, got {type(net).__name__}")
     linear = [i for i, layer in enumerate(net) if isinstance(layer, nn.Linear)]
     if not linear:
         raise TypeError("forward_with_embedding needs a net with a Linear classifier layer")
-    return linear[-1]
+    return net, linear[-1]

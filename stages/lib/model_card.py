@@ -26,6 +26,7 @@ from stages.lib.params import Float, Int, Str
 
 WEIGHTS, CARD = "model.pt", "model.json"
 INPUT = "uint8 (N, 3, 32, 32), normalised with mean/std in [0, 1] units"
+Architecture = Literal["resnet18", "resnet9", "small"]  # the names in stages.lib.model.ARCHITECTURES
 Channel3 = Annotated[list[Float], Field(min_length=3, max_length=3)]  # per RGB channel, [0, 1] units
 
 
@@ -35,7 +36,7 @@ class ModelCardError(PipelineError):
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class ModelCard:
-    architecture: Literal["resnet18", "resnet9", "small"]
+    architecture: Architecture
     num_classes: Annotated[Int, Field(ge=1)]
     input: Str
     mean: Channel3
@@ -69,7 +70,9 @@ def card_path(model_dir: str | Path) -> Path:
     return Path(model_dir) / CARD
 
 
-def make(architecture: str, meta: dict, train_params: params.TrainConfig, settings: params.Params) -> ModelCard:
+def make(
+    architecture: Architecture, meta: dict, train_params: params.TrainConfig, settings: params.Params
+) -> ModelCard:
     """The card of a model trained on a preprocessed dataset (meta: dataset.load_meta)."""
     return ModelCard(
         architecture=architecture,

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError, model_validator
 from pydantic.dataclasses import dataclass
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from stages.lib.cli import PipelineError
 
@@ -214,7 +214,7 @@ def _dotted(loc: tuple) -> str:
     return ".".join(str(part) for part in loc if part != "[key]")
 
 
-def _message(err: dict) -> str:
+def _message(err: ErrorDetails) -> str:
     """One pydantic error as `key must ..., got value` (or `unknown key`/`missing key`)."""
     kind, key, value, ctx = err["type"], _dotted(err["loc"]), err.get("input"), err.get("ctx") or {}
     if kind in ("missing", "missing_argument"):
