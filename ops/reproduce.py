@@ -153,7 +153,7 @@ def rebuild(project: Path, record: dict, tree: Path, env: dict) -> dict:
     restore_inputs(tree, record["lock"], "train", env)
     _repro(tree, "train", env)
     sha = model_card.weights_sha256(tree / "models")
-    verdict = {"verdict": "identical" if sha == record["sha256"] else "different", "sha256": sha}
+    verdict: dict[str, object] = {"verdict": "identical" if sha == record["sha256"] else "different", "sha256": sha}
     if sha != record["sha256"]:
         _repro(tree, "evaluate", env)
         new = fsio.read_json(tree / "reports" / "metrics.json")["test"]

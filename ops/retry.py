@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ops.common import Fail
 
@@ -102,7 +102,10 @@ class Outcome(Protocol):
     output: str
 
 
-def retrying(attempt: Callable[[], Outcome], attempts: int, delay_s: float, what: str) -> tuple[Outcome, int]:
+OutcomeT = TypeVar("OutcomeT", bound=Outcome)  # what an attempt returns comes back unchanged
+
+
+def retrying(attempt: Callable[[], OutcomeT], attempts: int, delay_s: float, what: str) -> tuple[OutcomeT, int]:
     """Call `attempt` until it succeeds, fails for a reason retrying cannot fix, or
     `attempts` calls were made (delay_s, 2*delay_s, ... between); return (last result, calls made)."""
     for n in range(1, attempts + 1):

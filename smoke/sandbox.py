@@ -18,6 +18,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ops.git import git
 
@@ -38,7 +39,7 @@ SOURCES = (
     "ops",  # `make run-local` checks the MLflow server with ops/remote.py first
     "pyproject.toml",
 )
-SMOKE_OVERRIDES = {
+SMOKE_OVERRIDES: dict[str, Any] = {
     "data": {"source": "synthetic", "synthetic": {"train_per_class": 30, "test_per_class": 10}},
     # The `fast` recipe shrunk to a small net and a few epochs.
     "recipes": {"fast": {"model": "small", "epochs": 8, "batch_size": 64, "lr": 0.05}},

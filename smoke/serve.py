@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +92,7 @@ def _predict_matches(url: str, sandbox: Path, pngs: list[Path], version: str) ->
 def _bad_inputs(url: str, png: bytes) -> int:
     import httpx
 
-    cases = [
+    cases: list[dict[str, Any]] = [
         {"files": {"files": ("a.png", b"not an image", "image/png")}},
         {"files": {"files": ("t.png", png[: len(png) // 2], "image/png")}},
         {"content": b"", "headers": {"content-type": "image/png"}},

@@ -7,8 +7,12 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from stages.lib.model_card import Architecture
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository
 NAME = "cifar100-classifier"
@@ -23,7 +27,7 @@ def store_uri(root: Path) -> str:
     return tracking.local_store(root)[0]
 
 
-def make_card(arch: str, fine=FINE, coarse=COARSE, fine_to_coarse=FINE_TO_COARSE):
+def make_card(arch: Architecture, fine=FINE, coarse=COARSE, fine_to_coarse=FINE_TO_COARSE):
     """A checked model card for an `arch` net over these classes, with the repository's settings."""
     import dataclasses
 
@@ -35,7 +39,7 @@ def make_card(arch: str, fine=FINE, coarse=COARSE, fine_to_coarse=FINE_TO_COARSE
     return model_card.make(arch, {**meta, "mean": [0.5] * 3, "std": [0.25] * 3}, train, settings)
 
 
-def register(root: Path, seed: int, arch: str = "small", champion: bool = True, card: bool = True) -> str:
+def register(root: Path, seed: int, arch: Architecture = "small", champion: bool = True, card: bool = True) -> str:
     """Log an untrained `arch` net (weights from `seed`) into root's store, register it; return the version."""
     import mlflow
     import torch
@@ -54,6 +58,7 @@ def register(root: Path, seed: int, arch: str = "small", champion: bool = True, 
     with torch.no_grad():  # untrained BatchNorm stats are 0/1; random ones make the outputs differ by seed
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
+                assert m.running_mean is not None and m.running_var is not None  # track_running_stats
                 m.running_mean.normal_(0, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
         head = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1]
