@@ -116,10 +116,11 @@ print-runner-image:
 # scripts. Only the names below are exported to recipes, and only when set; no
 # recipe puts one on a command line. With DAGSHUB_* set and no MLFLOW_TRACKING_URI,
 # runs go to the DagsHub repo's MLflow with the token as password.
+# runner/credentials.py REMOTE_VARS is the list; tests/unit/test_credentials.py checks this copy.
 REMOTE_VARS := DAGSHUB_OWNER DAGSHUB_REPO DAGSHUB_USER DAGSHUB_TOKEN DVC_REMOTE_URL \
     AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_DEFAULT_REGION \
-    MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD MLFLOW_TRACKING_TOKEN \
-    REMOTE_ATTEMPTS REMOTE_RETRY_DELAY_S
+    MLFLOW_S3_ENDPOINT_URL MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD \
+    MLFLOW_TRACKING_TOKEN REMOTE_ATTEMPTS REMOTE_RETRY_DELAY_S
 $(foreach v,$(REMOTE_VARS),$(if $(filter environment,$(origin $(v))),$(eval SHELL_VALUE_$(v) := $$(value $(v)))))
 -include .env
 $(foreach v,$(REMOTE_VARS),$(if $(SHELL_VALUE_$(v)),$(eval $(v) := $$(SHELL_VALUE_$(v)))))

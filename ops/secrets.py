@@ -10,13 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-SECRET_NAMES = (
-    "DAGSHUB_TOKEN",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_TRACKING_TOKEN",
-)
+from runner.credentials import SECRET_VALUES
+
+SECRET_NAMES = SECRET_VALUES  # the names, listed once in runner/credentials.py
 # Anything that looks like a credential in a URL (scheme://user:password@host).
 URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s:]+:[^/@\s]+@")
 
