@@ -15,10 +15,11 @@ import os
 import sys
 from pathlib import Path
 
-from ops.common import Fail, child_env, settings
+from ops.common import Fail, child_env
 from ops.common import main as run_main
 from ops.git import git, succeeds
 from ops.retry import classify
+from ops.settings import settings
 
 MARKER = "# installed by `make hooks` (flows/hooks.py)"
 ZERO = "0" * 40

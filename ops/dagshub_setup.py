@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ops.common import Fail, main, settings
+from ops.common import Fail, main
+from ops.settings import settings
 
 DAGSHUB = ("DAGSHUB_OWNER", "DAGSHUB_REPO", "DAGSHUB_TOKEN")
 CREDENTIAL_KEYS = ("access_key_id", "secret_access_key", "session_token", "password", "user", "token")

@@ -17,9 +17,10 @@ import json
 import os
 from pathlib import Path
 
-from ops.common import Fail, child_env, dvc, last_error, main, run, settings
+from ops.common import Fail, child_env, dvc, last_error, main, run
 from ops.git import git, run_git, succeeds
 from ops.retry import classify, retry_policy, retrying
+from ops.settings import settings
 
 MESSAGE = "pipeline: dvc.lock, params and reports"
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 import argparse
 import os
 
-from ops.common import Done, Fail, child_env, dvc, last_error, main, run, settings
+from ops.common import Done, Fail, child_env, dvc, last_error, main, run
 from ops.retry import classify, retry_policy, retrying
 from ops.secrets import redact
+from ops.settings import settings
 from stages.lib.cli import PipelineError
 
 MISSING = (

@@ -9,6 +9,11 @@ Here, in runner/, because the runner needs it and may not import ops (pyproject'
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*:?=\s*(.*?)\s*$")
+
 # DVC remote on DagsHub (`make dagshub`), and MLflow there when MLFLOW_TRACKING_URI is unset.
 DAGSHUB = ("DAGSHUB_OWNER", "DAGSHUB_REPO", "DAGSHUB_USER", "DAGSHUB_TOKEN")
 # Any S3-compatible DVC remote; the AWS_* also reach an MLflow server whose artifacts live on S3.
@@ -46,3 +51,15 @@ SECRET_VALUES = (
     "MLFLOW_TRACKING_PASSWORD",
     "MLFLOW_TRACKING_TOKEN",
 )
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines as `make -include .env` reads them: no quoting, `#` starts a comment.
+    Stdlib only: ops.common (imported by the Airflow venv, which has no pydantic) uses it too."""
+    found: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            m = ENV_LINE.match(line.split("#", 1)[0])
+            if m:
+                found[m.group(1)] = m.group(2)
+    return found

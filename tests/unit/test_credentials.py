@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 import subprocess
 
+from flows.settings import AutomationSettings
 from ops import secrets
+from ops.settings import RemoteSettings
 from runner import credentials, stage_spec
 from tests.conftest import ROOT
 
@@ -49,6 +51,17 @@ def test_compose_run_sends_the_runner_exactly_the_stage_secrets():
 def test_env_example_documents_every_remote_var_and_nothing_unknown():
     remote = [name for name in env_example_names() if not name.startswith("AUTOMATION_")]
     assert _differences(".env.example", remote, credentials.REMOTE_VARS) == []
+
+
+def test_env_example_names_only_automation_settings_that_exist():
+    known = {AutomationSettings.env_name(field) for field in AutomationSettings.model_fields}
+    documented = [name for name in env_example_names() if name.startswith("AUTOMATION_")]
+    assert [name for name in documented if name not in known] == []
+
+
+def test_the_remote_settings_class_reads_exactly_the_remote_vars():
+    fields = [RemoteSettings.env_name(field) for field in RemoteSettings.model_fields]
+    assert _differences("ops.settings.RemoteSettings", fields, credentials.REMOTE_VARS) == []
 
 
 def test_the_python_users_take_the_list_itself():
