@@ -246,7 +246,8 @@ sweep-smoke: $(STAMP) ## a sweep of 5 tiny experiments (2 workers) in a sandbox;
 # ---- serving: the registry's champion over HTTP (serve/) ----------------------
 # Settings: params.yaml's serve: section, overridden by SERVE_MODEL (alias or
 # version), SERVE_HOST/SERVE_PORT (127.0.0.1:8080), SERVE_POLL_INTERVAL_S,
-# SERVE_MAX_BATCH_SIZE, SERVE_MAX_WAIT_MS, SERVE_DEVICE; MLFLOW_TRACKING_URI
+# SERVE_MAX_BATCH_SIZE, SERVE_MAX_WAIT_MS, SERVE_DEVICE, SERVE_DRIFT_WINDOW,
+# SERVE_TORCH_THREADS (serve/settings.py ServeEnv); MLFLOW_TRACKING_URI
 # picks the registry (default: the project's mlflow.db).
 SERVE_PARAMS ?= params.yaml
 export SERVE_PARAMS
