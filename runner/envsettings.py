@@ -71,7 +71,7 @@ class EnvSettings(BaseSettings):
         try:
             if env_file is None:
                 return cls(**init)
-            return cls(_env_file=env_file, **init)  # type: ignore[call-arg]
+            return cls(_env_file=env_file, **init)
         except ValidationError as exc:
             raise PipelineError(cls.explain(exc)) from None
         finally:
