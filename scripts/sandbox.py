@@ -32,7 +32,7 @@ SOURCES = (
     "docker-compose.yml",
     "Dockerfile.dvc-runner",
     ".dockerignore",
-    "env/requirements.lock",
+    "env",  # the lock's layers: dvc.yaml deps on env/stages.lock, the images install them
     "scripts",  # `make run-local` checks the MLflow server with scripts/remote.py first
     "pyproject.toml",
 )
