@@ -14,7 +14,7 @@ import pytest
 
 from scripts.sandbox import merge
 from stages.lib.params import read_yaml
-from tests.conftest import TINY, write_params
+from tests.conftest import ROOT, TINY, write_params
 from tests.e2e.conftest import dvc, ran, sandbox
 
 pytestmark = pytest.mark.slow
@@ -36,6 +36,7 @@ def repo(built):
     """The built sandbox; its committed files (params.yaml, env/, code) put back afterwards."""
     yield built
     subprocess.run(["git", "checkout", "-q", "--", "."], cwd=built, check=True)
+    subprocess.run(["git", "clean", "-q", "-f", "--", "serve"], cwd=built, check=True)  # a copied settings file
     assert _stale(built) == []
 
 
@@ -67,14 +68,32 @@ def test_a_serve_or_sweep_setting_reruns_no_stage(repo, section, key, value):
 
 @pytest.mark.parametrize("layer", ["serve", "automation", "dev"])
 def test_a_package_added_to_an_upper_layer_reruns_no_stage(repo, layer):
-    with open(repo / "env" / f"{layer}.lock", "a") as f:
+    lock = repo / "env" / f"{layer}.lock"
+    assert lock.is_file(), f"the sandbox has no {lock.relative_to(repo)}"
+    with open(lock, "a") as f:
         f.write(EXTRA_PACKAGE)
     assert _stale(repo) == []
 
 
-def test_sweep_code_is_no_stage_dependency(repo):
-    with open(repo / "sweep" / "settings.py", "a") as f:
-        f.write("\nNEW_FIELD_DEFAULT = 1  # as a new SweepParams field would bring\n")
+def _defining(cls: str) -> str:
+    """The project file (relative) that defines class `cls`, wherever the layout puts it."""
+    found = [
+        p.relative_to(ROOT).as_posix()
+        for top in ("stages", "serve", "sweep")
+        for p in (ROOT / top).rglob("*.py")
+        if f"\nclass {cls}:" in p.read_text()
+    ]
+    assert len(found) == 1, f"class {cls} defined in {found}"
+    return found[0]
+
+
+@pytest.mark.parametrize("cls", ["ServeParams", "SweepParams"])
+def test_a_new_serve_or_sweep_setting_in_code_reruns_no_stage(repo, cls):
+    """A user adds a field to the serving or sweep settings class: no stage depends on that file."""
+    rel = _defining(cls)
+    text = (ROOT / rel).read_text()  # the sandbox copies stages/ and sweep/, not serve/: the file is put there
+    (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+    (repo / rel).write_text(text.replace(f"\nclass {cls}:\n", f"\nclass {cls}:\n    new_knob: int = 0\n", 1))
     assert _stale(repo) == []
 
 
