@@ -115,7 +115,15 @@ def test_outside_a_dvc_project(tmp_path, monkeypatch, capsys):
 def test_make_dagshub_keeps_the_token_off_every_command_line(repo):
     """Through make: the token is in .env only; no process ever sees it in its argv."""
     (repo / ".env").write_text(f"DAGSHUB_OWNER=alice\nDAGSHUB_REPO=cifar\nDAGSHUB_TOKEN={TOKEN}\n")
-    for name in ("Makefile", "pyproject.toml", "env/requirements.lock"):  # make's install stamp hashes the last two
+    # make's install stamp hashes pyproject.toml and the lock's layers
+    for name in (
+        "Makefile",
+        "pyproject.toml",
+        "env/stages.lock",
+        "env/serve.lock",
+        "env/automation.lock",
+        "env/dev.lock",
+    ):
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         (repo / name).write_bytes((ROOT / name).read_bytes())
     env = {k: v for k, v in os.environ.items() if not k.startswith(MANAGED)}
@@ -148,11 +156,12 @@ def test_dagshub_settings_imply_its_mlflow_unless_mlflow_is_set(tmp_path):
 
 
 def _makefile_with(repo, recipe: str) -> None:
-    """The project's Makefile plus `recipe`, and the two files its install stamp hashes."""
+    """The project's Makefile plus `recipe`, and the files its install stamp hashes."""
     (repo / "Makefile").write_text((ROOT / "Makefile").read_text() + recipe)
     (repo / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
     (repo / "env").mkdir(exist_ok=True)
-    (repo / "env" / "requirements.lock").write_bytes((ROOT / "env" / "requirements.lock").read_bytes())
+    for lock in (ROOT / "env").glob("*.lock"):
+        (repo / "env" / lock.name).write_bytes(lock.read_bytes())
 
 
 def _show_env(repo, env: dict) -> subprocess.CompletedProcess:
