@@ -3,8 +3,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
-LOCK := env/requirements.lock
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) 2>/dev/null | sha256sum | cut -c1-12)
+# The dependency lock in layers, each file holding only what its layer adds (see `make lock`).
+LAYERS := stages serve automation dev
+LOCKS := $(LAYERS:%=env/%.lock)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCKS) 2>/dev/null | sha256sum | cut -c1-12)
 
 .DEFAULT_GOAL := help
 .PHONY: help install run-local smoke test lint format ui bench clean
@@ -12,17 +14,17 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) 2>/dev/null | sha
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-# Exactly the lock (versions and sha256 hashes of every package, dev tools too),
+# Exactly the lock, every layer (versions and sha256 hashes of every package, dev tools too),
 # then the project itself without resolving anything.
-$(STAMP): pyproject.toml $(LOCK)
+$(STAMP): pyproject.toml $(LOCKS)
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || echo "make install: warning:" \
-	    "$(LOCK) is resolved for CPython 3.11 (as in the images) and $(PY) is $$($(PY) -V)"
-	$(PY) -m pip install -q --require-hashes --no-deps -r $(LOCK)
+	    "env/*.lock is resolved for CPython 3.11 (as in the images) and $(PY) is $$($(PY) -V)"
+	$(PY) -m pip install -q --require-hashes --no-deps $(LOCKS:%=-r %)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-*; touch $@
 
-install: $(STAMP) ## create .venv from the dependency lock env/requirements.lock (once)
+install: $(STAMP) ## create .venv from every layer of the dependency lock, env/*.lock (once)
 
 # ---- pipeline, without containers -------------------------------------------
 run-local: $(STAMP) ## run the pipeline (dvc repro) directly on this machine
@@ -69,11 +71,14 @@ clean: ## remove scratch state (smoke sandboxes, checkpoints); keeps data, model
 # The default base gives the NVIDIA driver hookup; torch and its CUDA libraries come from the lock.
 BASE_IMAGE ?= nvidia/cuda:13.0.1-runtime-ubuntu22.04
 image_hash = $(shell cat $(1) 2>/dev/null | cat - <(echo "$(BASE_IMAGE)") | sha256sum | cut -c1-12)
-STAGE_IMAGE := cifar100-stage:$(call image_hash,stages/Dockerfile $(LOCK))
+# The stage image holds the stages layer (env/stages.lock); the runner is built on it and needs
+# nothing more; the serve image adds the serve layer (env/serve.lock) on top of the stage image.
+STAGE_IMAGE := cifar100-stage:$(call image_hash,containers/stage.Dockerfile env/stages.lock)
 RUNNER_IMAGE := cifar100-runner:$(shell cat Dockerfile.dvc-runner <(echo "$(STAGE_IMAGE)") | sha256sum | cut -c1-12)
+SERVE_IMAGE := cifar100-serve:$(shell cat containers/serve.Dockerfile env/serve.lock <(echo "$(STAGE_IMAGE)") | sha256sum | cut -c1-12)
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 DOCKER_SOCK ?= /var/run/docker.sock
-export STAGE_IMAGE RUNNER_IMAGE
+export STAGE_IMAGE RUNNER_IMAGE SERVE_IMAGE
 export PROJECT_DIR := $(CURDIR)
 export HOST_UID := $(shell id -u)
 export HOST_GID := $(shell id -g)
@@ -81,13 +86,17 @@ export DOCKER_GID := $(shell stat -c %g $(DOCKER_SOCK) 2>/dev/null || echo 0)
 # runner/compose-run.sh: a fresh dvc-runner per command; HUP/INT/TERM stop it and its stage cleanly.
 RUNNER := runner/compose-run.sh $(COMPOSE) --
 GUARDED := python -m runner.guard  # one run per project; clears locks that killed runners left
-.PHONY: build run stage shell up down
+.PHONY: build build-serve run stage shell up down
 
 build: ## build the stage and dvc-runner images if missing (BASE_IMAGE=... to choose the base)
 	@docker image inspect $(STAGE_IMAGE) >/dev/null 2>&1 || docker build --network host \
-	    -f stages/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(STAGE_IMAGE) .
+	    -f containers/stage.Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(STAGE_IMAGE) .
 	@docker image inspect $(RUNNER_IMAGE) >/dev/null 2>&1 || docker build --network host \
 	    -f Dockerfile.dvc-runner --build-arg STAGE_IMAGE=$(STAGE_IMAGE) -t $(RUNNER_IMAGE) .
+
+build-serve: build ## build the serve image (the stage image + the serve layer) if missing
+	@docker image inspect $(SERVE_IMAGE) >/dev/null 2>&1 || docker build --network host \
+	    -f containers/serve.Dockerfile --build-arg STAGE_IMAGE=$(STAGE_IMAGE) -t $(SERVE_IMAGE) .
 
 run: build ## run the pipeline: dvc repro in the dvc-runner, each stage in its own container
 	$(RUNNER) $(GUARDED) dvc repro
@@ -109,6 +118,9 @@ print-stage-image:
 
 print-runner-image:
 	@echo $(RUNNER_IMAGE)
+
+print-serve-image:
+	@echo $(SERVE_IMAGE)
 
 # ---- remotes and sync --------------------------------------------------------
 # Settings and credentials come from the environment or .env (see .env.example:
@@ -194,16 +206,20 @@ reproduce: $(STAMP) ## rebuild a registered version and compare weights: make re
 	@test -n "$(VERSION)$(ALIAS)" || { echo "reproduce: error: say which version: VERSION=n or ALIAS=champion" >&2; exit 2; }
 	$(PY) -m ops.reproduce --model "$(MODEL)" $(if $(ALIAS),--alias "$(ALIAS)",--version "$(VERSION)")
 
-# ---- one pinned environment (env/requirements.lock) -------------------------
-# The whole dependency set, dev tools included, resolved once from pyproject.toml
-# with every version and sha256 pinned. `make install`, the stage image (and the
-# runner built on it) and the offline base image all install exactly this file;
-# it is a dvc.yaml dep of every stage. Resolved on Linux x86_64 with CPython 3.11.
+# ---- one pinned environment in layers (env/<layer>.lock) -------------------
+# pyproject.toml's dependencies (stages) and extras serve, automation, dev, each layer over the
+# ones before it. env/lock.py resolves them ALL TOGETHER with pip-compile (every version and
+# sha256 pinned, so a package has one version in every layer), then writes each layer's file
+# with ONLY the packages it adds over the layers below: a package is in exactly one file.
+# Install a layer with every file up to it (pip install --require-hashes --no-deps -r env/stages.lock
+# -r env/serve.lock ...). `make install` installs all four; the stage image (and the runner built
+# on it) and the offline base image env/stages.lock; the serve image adds env/serve.lock.
+# Only env/stages.lock is a dvc.yaml dep: an upper layer's change reruns no stage.
+# Resolved on Linux x86_64 with CPython 3.11.
 .PHONY: lock
-lock: ## re-resolve env/requirements.lock from pyproject.toml (versions and hashes); then make install, make build
+lock: ## re-resolve env/<layer>.lock from pyproject.toml (versions and hashes); then make install, make build
 	@test -x $(VENV)/bin/pip-compile || { echo "make lock: $(VENV)/bin/pip-compile missing: make install first"; exit 1; }
-	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --extra dev --generate-hashes --allow-unsafe --strip-extras \
-	    --no-emit-index-url --no-emit-find-links --output-file $(LOCK) pyproject.toml
+	$(PY) env/lock.py
 
 # ---- sweeps: a grid of experiments on DVC's queue (sweep/, runner/gpu_lease.py) ----
 # GRID uses DVC's -S sweep syntax, items separated by spaces (default: params.yaml
@@ -251,11 +267,11 @@ sweep-smoke: $(STAMP) ## a sweep of 5 tiny experiments (2 workers) in a sandbox;
 # picks the registry (default: the project's mlflow.db).
 SERVE_PARAMS ?= params.yaml
 export SERVE_PARAMS
-SERVE_GPU = $(shell docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q nvidia && echo -f serve/compose.gpu.yml)
+SERVE_GPU = $(shell docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q nvidia && echo -f containers/compose.gpu.yml)
 .PHONY: serve rollback serve-smoke
-serve: $(STAMP) ## serve models:/<model>@champion on http://127.0.0.1:8080 (EXECUTOR=docker: in the stage image)
+serve: $(STAMP) ## serve models:/<model>@champion on http://127.0.0.1:8080 (EXECUTOR=docker: in the serve image)
 ifeq ($(EXECUTOR),docker)
-	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory build-serve
 	$(COMPOSE) -f docker-compose.yml $(SERVE_GPU) run --rm --name cifar100-serve-$(or $(SERVE_PORT),8080) serve
 else
 	$(PY) -m serve --params $(SERVE_PARAMS)

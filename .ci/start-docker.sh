@@ -2,7 +2,7 @@
 # Make a Docker engine answer on this machine. Idempotent: with a daemon that
 # answers it does nothing.
 #  - Installs Debian's docker.io (and debootstrap, for
-#    scripts/build-offline-base-image.sh; docker-compose, for the Makefile,
+#    containers/build-offline-base-image.sh; docker-compose, for the Makefile,
 #    since Debian's engine has no compose plugin) when missing: no registry or
 #    download.docker.com here, only the Debian package proxy.
 #  - Starts dockerd without a bridge or iptables, which these sandboxes do not

@@ -1,4 +1,4 @@
-"""Which file of each locked package a platform would fetch, and whether env/requirements.lock lists its sha256.
+"""Which file of each locked package a platform would fetch, and whether the lock (env/*.lock) lists its sha256.
 
     python env/check_lock.py [--index https://pypi.org/simple] [--glibc 2.35] [--python 3.11]
 
@@ -22,7 +22,8 @@ from packaging import tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 
-LOCK = Path(__file__).resolve().parent / "requirements.lock"
+LAYERS = ("stages", "serve", "automation", "dev")  # env/<layer>.lock, each holding what its layer adds
+LOCKS = [Path(__file__).resolve().parent / f"{layer}.lock" for layer in LAYERS]
 
 
 def read_lock(text: str) -> dict[str, tuple[str, set[str]]]:
@@ -84,7 +85,7 @@ def main() -> int:
         ranked.setdefault(tag, i)
     verify = os.environ.get("PIP_CERT") or True
     covered, missing, sdists = 0, [], []
-    for name, (version, hashes) in sorted(read_lock(LOCK.read_text()).items()):
+    for name, (version, hashes) in sorted(read_lock("\n".join(lock.read_text() for lock in LOCKS)).items()):
         page = requests.get(f"{args.index}/{name}/", timeout=60, verify=verify)
         parser = Links()
         parser.feed(page.text)

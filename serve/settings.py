@@ -1,5 +1,8 @@
 """Typed server settings: params.yaml's `serve:` section, then SERVE_* environment overrides.
 
+serve/ owns the `serve:` section (ServeParams): no stage reads it, so stages/lib/params.py passes
+it over and editing this file or a serve setting reruns no stage.
+
 MLFLOW_TRACKING_URI picks the registry (default: the project's sqlite store next
 to params.yaml, as the stages use); SERVE_HOST/SERVE_PORT where to listen.
 """
@@ -11,15 +14,38 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
+from pydantic.dataclasses import dataclass as typed_section
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
 from stages.lib import params
 from stages.lib.cli import PipelineError
+from stages.lib.params import Float, Int, Str
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8080
+
+
+@typed_section(frozen=True, config=params.SECTION)
+class ServeParams:
+    """params.yaml `serve:`; SERVE_* environment variables override these."""
+
+    model: Str  # a registry alias (champion) or a version number
+    max_batch_size: Annotated[Int, Field(ge=1)]  # images per forward pass across concurrent requests
+    max_wait_ms: Annotated[Float, Field(ge=0)]  # how long the first request of a batch waits for company
+    poll_interval_s: Annotated[Float, Field(gt=0)]  # how often the alias is checked for a new version
+    top_k: Annotated[Int, Field(ge=1)]
+    max_request_bytes: Annotated[Int, Field(ge=1)]  # larger bodies are refused with 413
+    max_image_pixels: Annotated[Int, Field(ge=1)]  # width x height; larger images are refused with 413
+    device: Literal["auto", "cpu", "cuda"]
+    drift_window: Annotated[Int, Field(ge=10)]  # recent images the drift monitor compares with the reference
+
+
+def serve_params(raw: Any, where: str = "params.yaml") -> ServeParams:
+    """The `serve:` section of a loaded params file, checked (one line naming file, key and value)."""
+    return params.parse_as(ServeParams, params.section(raw, "serve", where), where, "serve")
 
 
 @dataclass(frozen=True)
@@ -94,12 +120,13 @@ def _check(s: Settings) -> Settings:
 
 
 def load(params_path: str | Path = "params.yaml", env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from params.yaml (validated by stages.lib.params) and the environment."""
+    """Settings from params.yaml (`serve:` checked here, the rest by stages.lib.params) and the environment."""
     from stages.lib import tracking
 
     env = os.environ if env is None else env
-    cfg = params.load(params_path)
-    values = dataclasses.asdict(cfg.serve)
+    raw = params.read_yaml(params_path)
+    cfg = params.parse(raw, str(params_path))
+    values = dataclasses.asdict(serve_params(raw, str(params_path)))
     values["tracking_uri"] = env.get("MLFLOW_TRACKING_URI") or tracking.local_store(Path(params_path).parent)[0]
     values["model_name"] = cfg.register.model_name
     overrides = ServeEnv.read(env).model_dump()  # None: not set, so params.yaml's value stands

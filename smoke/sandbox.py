@@ -35,7 +35,7 @@ SOURCES = (
     "docker-compose.yml",
     "Dockerfile.dvc-runner",
     ".dockerignore",
-    "env/requirements.lock",
+    "env",  # the lock's layers: dvc.yaml deps on env/stages.lock, the images install them
     "ops",  # `make run-local` checks the MLflow server with ops/remote.py first
     "pyproject.toml",
 )

@@ -13,8 +13,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from stages.lib import fsio, params
+from stages.lib import fsio
 from stages.lib.cli import PipelineError
+from sweep import settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +36,7 @@ def _run(args) -> int:
     from sweep import run
 
     root = Path(args.root)
-    cfg = params.load(root / "params.yaml").sweep
+    cfg = settings.load(root / "params.yaml")
     grid = shlex.split(args.grid) if args.grid.strip() else list(cfg.grid)
     if args.jobs is not None and args.jobs < 1:
         raise PipelineError(f"JOBS must be a whole number >= 1, got {args.jobs}")

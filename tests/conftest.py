@@ -102,11 +102,11 @@ def base_image() -> str:
     if os.environ.get("BASE_IMAGE"):
         return os.environ["BASE_IMAGE"]
     built = subprocess.run(
-        [str(ROOT / "scripts" / "build-offline-base-image.sh")], capture_output=True, text=True, timeout=1200
+        [str(ROOT / "containers" / "build-offline-base-image.sh")], capture_output=True, text=True, timeout=1200
     )
     if built.returncode or not built.stdout.strip():
         why = (built.stderr.strip().splitlines() or ["no output"])[-1]
         if os.environ.get("CI"):
-            pytest.fail(f"scripts/build-offline-base-image.sh failed: {why}")
+            pytest.fail(f"containers/build-offline-base-image.sh failed: {why}")
         pytest.skip(f"no BASE_IMAGE and the offline base could not be built ({why}); set BASE_IMAGE=<image>")
     return built.stdout.strip().splitlines()[-1]

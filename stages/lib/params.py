@@ -1,4 +1,4 @@
-"""Typed, frozen view of params.yaml: parsed once, strict, no defaults in code.
+"""Typed, frozen view of params.yaml's stage settings: parsed once, strict, no defaults in code.
 
 The sections are pydantic dataclasses: every key must be present with the right
 type (no coercion: `"3"` is not an int) and in range, unknown keys raise, and
@@ -30,7 +30,7 @@ Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict()]  # an int is accepted (and becomes a float)
 Bool = Annotated[bool, Strict()]
 Str = Annotated[str, Strict()]
-_SECTION = ConfigDict(extra="forbid")
+SECTION = ConfigDict(extra="forbid")  # every section: an unknown key is an error
 
 
 def _md5(value: str) -> str:
@@ -44,19 +44,19 @@ Md5 = Annotated[Str, AfterValidator(_md5)]
 RecipeName = Annotated[Str, Field(pattern=r"^[A-Za-z0-9_-]+$")]  # DVC templates `recipes.${train.recipe}`
 
 
-@dataclass(frozen=True, config=_SECTION)
+@dataclass(frozen=True, config=SECTION)
 class DownloadParams:
     url: Str
     md5: Md5
 
 
-@dataclass(frozen=True, config=_SECTION)
+@dataclass(frozen=True, config=SECTION)
 class ArchiveParams:
     path: Str
     md5: Md5
 
 
-@dataclass(frozen=True, config=_SECTION)
+@dataclass(frozen=True, config=SECTION)
 class SyntheticParams:
     train_per_class: Annotated[Int, Field(ge=2)]
     test_per_class: Annotated[Int, Field(ge=1)]
@@ -64,7 +64,7 @@ class SyntheticParams:
     seed: Annotated[Int, Field(ge=0)]
 
 
-@dataclass(frozen=True, config=_SECTION)
+@dataclass(frozen=True, config=SECTION)
 class DataParams:
     source: Literal["cifar100", "archive", "synthetic"]
     download: DownloadParams
@@ -72,7 +72,7 @@ class DataParams:
     synthetic: SyntheticParams
 
 
-@dataclass(frozen=True, config=_SECTION)
+@dataclass(frozen=True, config=SECTION)
 class ValidateParams:
     min_train_per_class: Annotated[Int, Field(ge=1)]
     min_test_per_class: Annotated[Int, Field(ge=1)]
@@ -80,19 +80,19 @@ class ValidateParams:
     min_image_std: Annotated[Float, Field(ge=0)]  # below this (uint8 levels) an image counts as constant
 
 
-@dataclass(frozen=True, config=_SECTION)
+@dataclass(frozen=True, config=SECTION)
 class PreprocessParams:
     val_fraction: Annotated[Float, Field(ge=0, lt=1)]
     seed: Annotated[Int, Field(ge=0)]
 
 
-@dataclass(frozen=True, config=_SECTION)
+@dataclass(frozen=True, config=SECTION)
 class AugmentParams:
     pad: Annotated[Int, Field(ge=0, le=16)]  # pixels of zero padding before the random 32x32 crop
     flip: Bool
 
 
-@dataclass(frozen=True, config=_SECTION)
+@dataclass(frozen=True, config=SECTION)
 class RecipeParams:
     """How to train: the net and every hyperparameter that shapes the result."""
 
@@ -112,7 +112,7 @@ class RecipeParams:
     tta_translate: Annotated[Int, Field(ge=0, le=4)]  # also on copies shifted this many px; 0 = off
 
 
-@dataclass(frozen=True, config=_SECTION)
+@dataclass(frozen=True, config=SECTION)
 class TrainParams:
     """Where and how the selected recipe runs; none of these change what is learnt."""
 
@@ -126,7 +126,7 @@ class TrainParams:
     seed: Annotated[Int, Field(ge=0)]
 
 
-@dataclass(frozen=True, config=_SECTION)
+@dataclass(frozen=True, config=SECTION)
 class TrainConfig(TrainParams, RecipeParams):
     """The resolved train config: run-time keys plus the selected recipe's, flat.
 
@@ -134,18 +134,18 @@ class TrainConfig(TrainParams, RecipeParams):
     """
 
 
-@dataclass(frozen=True, config=_SECTION)
+@dataclass(frozen=True, config=SECTION)
 class EvaluateParams:
     batch_size: Annotated[Int, Field(ge=1)]
 
 
-@dataclass(frozen=True, config=_SECTION)
+@dataclass(frozen=True, config=SECTION)
 class RegisterParams:
     model_name: Str
     promote_margin: Annotated[Float, Field(ge=0, le=1)]  # top-1 a challenger must gain over the champion
 
 
-@dataclass(frozen=True, config=_SECTION)
+@dataclass(frozen=True, config=SECTION)
 class ProfileParams:
     """The drift monitor's reference profile (stages/profile.py)."""
 
@@ -155,35 +155,12 @@ class ProfileParams:
     seed: Annotated[Int, Field(ge=0)]
 
 
-@dataclass(frozen=True, config=_SECTION)
+@dataclass(frozen=True, config=SECTION)
 class MlflowParams:
     experiment: Str
 
 
-@dataclass(frozen=True, config=_SECTION)
-class ServeParams:
-    """The model server (serve/); SERVE_* environment variables override these."""
-
-    model: Str  # a registry alias (champion) or a version number
-    max_batch_size: Annotated[Int, Field(ge=1)]  # images per forward pass across concurrent requests
-    max_wait_ms: Annotated[Float, Field(ge=0)]  # how long the first request of a batch waits for company
-    poll_interval_s: Annotated[Float, Field(gt=0)]  # how often the alias is checked for a new version
-    top_k: Annotated[Int, Field(ge=1)]
-    max_request_bytes: Annotated[Int, Field(ge=1)]  # larger bodies are refused with 413
-    max_image_pixels: Annotated[Int, Field(ge=1)]  # width x height; larger images are refused with 413
-    device: Literal["auto", "cpu", "cuda"]
-    drift_window: Annotated[Int, Field(ge=10)]  # recent images the drift monitor compares with the reference
-
-
-@dataclass(frozen=True, config=_SECTION)
-class SweepParams:
-    """`make sweep`'s default grid, read by sweep/ only: no stage declares it, so editing it reruns nothing."""
-
-    grid: list[Str]  # DVC -S sweep overrides, e.g. recipes.fast.lr=0.2,0.4 (choice()/range() too); crossed
-    set: list[Str]  # -S overrides every experiment of the sweep gets, e.g. train.recipe=fast
-
-
-@dataclass(frozen=True, config=_SECTION)
+@dataclass(frozen=True, config=SECTION)
 class Params:
     data: DataParams
     validate: ValidateParams
@@ -194,8 +171,6 @@ class Params:
     register: RegisterParams
     profile: ProfileParams
     mlflow: MlflowParams
-    sweep: SweepParams
-    serve: ServeParams
 
     @model_validator(mode="after")
     def _recipe_exists(self) -> Params:
@@ -256,8 +231,24 @@ def parse_as(cls: type, raw: Any, where: str, prefix: str = "") -> Any:
         raise ParamsError(f"{where}: {_message(err)}") from None
 
 
+# Sections params.yaml also holds that no stage reads; their owners type and check them
+# (serve/settings.py, sweep/settings.py), so a serving or sweep setting is no stage's input.
+OWNED_ELSEWHERE = ("serve", "sweep")
+
+
+def section(raw: Any, name: str, where: str = "params.yaml") -> Any:
+    """One top-level section of a loaded params file, for the owners of OWNED_ELSEWHERE to check."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{where}: top level must be a mapping, got {raw!r}")
+    if name not in raw:
+        raise ParamsError(f"{where}: missing key {name}")
+    return raw[name]
+
+
 def parse(raw: Any, where: str = "params.yaml") -> Params:
-    """Build typed Params from an already-loaded mapping."""
+    """Build typed Params (what the stages read) from an already-loaded mapping."""
+    if isinstance(raw, dict):
+        raw = {key: value for key, value in raw.items() if key not in OWNED_ELSEWHERE}
     return parse_as(Params, raw, where)
 
 

@@ -25,7 +25,7 @@ MODEL_TAG = "model_sha256"  # ties evaluate/register to the run that trained the
 # versions created from a run's artifact URI) works on 2.x and 3.x alike; MLflow 3's
 # logged-model endpoints, which 2.x servers answer with 404, are never used.
 MIN_SERVER = (2, 3)
-LOCK_FILE = Path("env/requirements.lock")  # the one dependency lock (`make lock`), relative to the project
+LOCK_FILE = Path("env/stages.lock")  # the stages' layer of the lock (`make lock`), relative to the project
 PROBE_ATTEMPTS = 3  # bounded: 1 try + 2 retries, 1 s then 2 s apart
 _server_versions: dict[str, str | None] = {}  # uri -> version, probed once per process
 

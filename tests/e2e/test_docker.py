@@ -122,7 +122,7 @@ def test_mlflow_tags_name_docker_the_image_and_the_lock(docker_run, base_image):
     tags = _train_tags(root)
     assert tags["executor"] == "docker"
     assert tags["image.id"] == image_id and tags["image.digest"] == "none"  # built here, never pushed
-    lock_sha = hashlib.sha256((root / "env" / "requirements.lock").read_bytes()).hexdigest()
+    lock_sha = hashlib.sha256((root / "env" / "stages.lock").read_bytes()).hexdigest()
     assert tags["env.lock_sha256"] == lock_sha
 
 

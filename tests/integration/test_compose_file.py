@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-GUARDED = ("STAGE_IMAGE", "RUNNER_IMAGE", "PROJECT_DIR", "HOST_UID", "HOST_GID", "DOCKER_GID")
+GUARDED = ("STAGE_IMAGE", "SERVE_IMAGE", "RUNNER_IMAGE", "PROJECT_DIR", "HOST_UID", "HOST_GID", "DOCKER_GID")
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("docker-compose") or shutil.which("docker")), reason="neither docker compose nor docker-compose"

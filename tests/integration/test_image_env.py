@@ -1,11 +1,12 @@
-"""The stage and dvc-runner images hold exactly the dependency lock (env/requirements.lock)."""
+"""Each image holds exactly its layers of the dependency lock: the stage and dvc-runner images
+env/stages.lock, the serve image env/stages.lock + env/serve.lock."""
 
 import subprocess
 
 import pytest
 
 from tests.conftest import ROOT
-from tests.support.envlock import differences, lock_pins, pins
+from tests.support.envlock import differences, layer_pins, pins
 
 pytestmark = pytest.mark.docker
 
@@ -23,13 +24,15 @@ def _make(base_image: str, *targets: str) -> str:
 
 @pytest.fixture(scope="module")
 def images(base_image) -> dict[str, str]:
-    """kind -> tag of the images `make build` builds on `base_image` (built if missing)."""
-    _make(base_image, "build")
-    return {kind: _make(base_image, f"print-{kind}-image") for kind in ("stage", "runner")}
+    """kind -> tag of the images `make build build-serve` builds on `base_image` (built if missing)."""
+    _make(base_image, "build", "build-serve")
+    return {kind: _make(base_image, f"print-{kind}-image") for kind in ("stage", "runner", "serve")}
 
 
-@pytest.mark.parametrize("kind", ["stage", "runner"])
-def test_image_installs_exactly_the_lock(images, kind):
+@pytest.mark.parametrize(
+    ("kind", "layers"), [("stage", ("stages",)), ("runner", ("stages",)), ("serve", ("stages", "serve"))]
+)
+def test_image_installs_exactly_its_layers(images, kind, layers):
     freeze = subprocess.run(
         ["docker", "run", "--rm", "--network", "none", images[kind], "python", "-m", "pip", "freeze", "--all"],
         capture_output=True,
@@ -37,7 +40,6 @@ def test_image_installs_exactly_the_lock(images, kind):
         timeout=120,
     )
     assert freeze.returncode == 0, freeze.stderr
-    found = differences(lock_pins(ROOT / "env" / "requirements.lock"), pins(freeze.stdout))
-    assert found == [], f"{images[kind]} differs from env/requirements.lock (rebuild with `make build`):\n" + "\n".join(
-        found
-    )
+    found = differences(layer_pins(ROOT / "env", *layers), pins(freeze.stdout))
+    files = " + ".join(f"env/{layer}.lock" for layer in layers)
+    assert found == [], f"{images[kind]} differs from {files} (rebuild with `make build`):\n" + "\n".join(found)

@@ -99,7 +99,15 @@ def toy_template(tmp_path_factory) -> Path:
     (root / "dvc.yaml").write_text(DVC_YAML)
     (root / "params.yaml").write_text("make:\n  n: 3\n")
     (root / ".gitignore").write_text("/.env\n")
-    for name in ("Makefile", "pyproject.toml", "env/requirements.lock"):  # make's install stamp hashes the last two
+    # make's install stamp hashes pyproject.toml and the lock's layers
+    for name in (
+        "Makefile",
+        "pyproject.toml",
+        "env/stages.lock",
+        "env/serve.lock",
+        "env/automation.lock",
+        "env/dev.lock",
+    ):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, root / name)
     sh(root, "git", "init", "-q", "-b", "main")

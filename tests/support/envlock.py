@@ -1,4 +1,4 @@
-"""Read the dependency lock and an environment's `pip freeze`, to compare the two."""
+"""Read the dependency lock's layers and an environment's `pip freeze`, to compare the two."""
 
 from __future__ import annotations
 
@@ -27,6 +27,18 @@ def pins(text: str) -> dict[str, str]:
 
 def lock_pins(path: Path) -> dict[str, str]:
     return pins(path.read_text())
+
+
+# env/<layer>.lock, bottom first; each file holds only what its layer adds (env/lock.py).
+LAYERS = ("stages", "serve", "automation", "dev")
+
+
+def layer_pins(env: Path, *layers: str) -> dict[str, str]:
+    """name -> version over the given layers' files: what an environment holding them has."""
+    out: dict[str, str] = {}
+    for layer in layers:
+        out.update(lock_pins(env / f"{layer}.lock"))
+    return out
 
 
 def differences(lock: dict[str, str], installed: dict[str, str], ignore: frozenset[str] = frozenset()) -> list[str]:

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ops import check_params
 from tests.conftest import ROOT, write_params
 
@@ -38,3 +40,13 @@ def test_make_check_params_stops_before_dvc(tmp_path, base_params):
     )
     assert done.returncode != 0
     assert "params: error: params.yaml: unknown key train.recipee" in done.stderr.splitlines()
+
+
+@pytest.mark.parametrize(("section", "key"), [("serve", "max_wait_ms"), ("sweep", "grid")])
+def test_a_misspelt_serve_or_sweep_key_is_named(tmp_path, base_params, capsys, section, key):
+    """serve/ and sweep/ own their sections (no stage reads them), and check-params checks them too."""
+    raw = copy.deepcopy(base_params)
+    raw[section][f"{key}x"] = raw[section].pop(key)
+    path = write_params(tmp_path / "params.yaml", raw)
+    assert check_params.main([str(path)]) == 1
+    assert capsys.readouterr().err == f"params: error: {path}: unknown key {section}.{key}x\n"

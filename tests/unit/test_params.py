@@ -248,3 +248,25 @@ def test_replace_revalidates(raw):
     cfg = params.train_config(params.parse(raw))
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         dataclasses.replace(cfg, epochs=0)
+
+
+def test_serve_and_sweep_sections_are_not_the_stages_params(raw):
+    """serve/ and sweep/ type their own sections; the stages' Params passes them over, whatever they hold."""
+    p = params.parse({**raw, "serve": {"anything": "goes"}, "sweep": "not even a mapping"})
+    assert not hasattr(p, "serve") and not hasattr(p, "sweep")
+    without = {k: v for k, v in raw.items() if k not in ("serve", "sweep")}
+    assert params.parse(without) == p
+
+
+def test_serve_and_sweep_owners_check_their_sections(raw):
+    from serve.settings import serve_params
+    from sweep.settings import sweep_params
+
+    assert serve_params(raw).max_batch_size == raw["serve"]["max_batch_size"]
+    assert list(sweep_params(raw).grid) == raw["sweep"]["grid"]
+    raw["serve"]["max_batch_size"] = 0
+    with pytest.raises(ParamsError, match=r"^params.yaml: serve.max_batch_size must be >= 1, got 0$"):
+        serve_params(raw)
+    del raw["sweep"]
+    with pytest.raises(ParamsError, match=r"^params.yaml: missing key sweep$"):
+        sweep_params(raw)

@@ -106,3 +106,19 @@ def test_dvc_yaml_lists_exactly_the_code_each_stage_imports(stage):
     listed = declared(stage)
     missing, extra = sorted(derived - listed), sorted(listed - derived)
     assert not (missing or extra), f"dvc.yaml stage {stage}: missing deps {missing}, extra deps {extra}"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_stage_depends_on_serving_sweeps_or_the_locks_upper_layers(stage):
+    """A serving or sweep change (code, settings, packages) must never rerun a stage: serve/ and
+    sweep/ own their settings (ServeParams, SweepParams) and only env/stages.lock is a stage dep."""
+    entry = read_yaml(ROOT / "dvc.yaml")["stages"][stage]
+    code = imports(ROOT / "stages" / f"{stage}.py")
+    for path in code:
+        classes = {n.name for n in ast.walk(ast.parse((ROOT / path).read_text())) if isinstance(n, ast.ClassDef)}
+        assert not classes & {"ServeParams", "SweepParams"}, f"{path} (a dep of {stage}) holds serve/sweep settings"
+    deps = set(entry.get("deps", [])) | code
+    assert not sorted(d for d in deps if d.startswith(("serve/", "sweep/", "flows/")))
+    assert sorted(d for d in deps if d.startswith("env/")) == ["env/stages.lock"]
+    sections = {str(p).split(".")[0] for p in entry.get("params", [])}
+    assert not sections & {"serve", "sweep"}

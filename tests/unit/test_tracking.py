@@ -62,7 +62,7 @@ def test_provenance_of_an_in_process_stage(tmp_path, monkeypatch):
     assert (tags["executor"], tags["image.id"], tags["image.digest"]) == ("local", "none", "none")
     assert tags["env.lock_sha256"] == "missing" and tags["data.data/raw"] == "unknown" and "git.commit" in tags
     (tmp_path / "env").mkdir()
-    (tmp_path / "env" / "requirements.lock").write_bytes(b"abc")
+    (tmp_path / "env" / "stages.lock").write_bytes(b"abc")
     sha_of_abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     assert tracking.provenance([])["env.lock_sha256"] == sha_of_abc
 

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Build the stages' base image (Debian bookworm, Python 3.11 and the project's
-# whole locked environment, env/requirements.lock, in /opt/venv) on hosts that reach a Debian mirror
+# Build the stages' base image (Debian bookworm, Python 3.11 and the stages layer of the
+# dependency lock, env/stages.lock, in /opt/venv) on hosts that reach a Debian mirror
 # and a Python package index but no container registry: debootstrap a minimal
 # Debian, pip-install into a venv inside a chroot, then `docker import` the tree.
 # Progress goes to stderr; the LAST line of stdout is the image name:
-#   BASE_IMAGE=$(scripts/build-offline-base-image.sh | tail -n 1)
+#   BASE_IMAGE=$(containers/build-offline-base-image.sh | tail -n 1)
 # Env: BASE_IMAGE_NAME (default cifar100-base:offline-<hash of this script and the lock>),
 #      DEBIAN_MIRROR (default: the mirror this host's apt uses). Needs root.
 set -euo pipefail
 
-# The one dependency lock (versions and sha256 hashes) that `make install` and the
-# stage image install too; with it here, the stage image's install finds all satisfied.
-LOCK=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/env/requirements.lock
+# The stages layer of the lock (versions and sha256 hashes), which the stage image installs
+# too (`make install` adds the layers above it); with it here, the stage image finds all satisfied.
+LOCK=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/env/stages.lock
 # git: the dvc-runner image is built FROM this base too, and DVC wants git.
 DEBS=python3,python3-venv,python3-pip,ca-certificates,git
 SUITE=bookworm
@@ -101,9 +101,9 @@ log "pip install into /opt/venv: $LOCK ($(grep -c '^[a-z0-9]' "$LOCK") packages)
 chroot "$ROOT" /usr/bin/python3 -m venv /opt/venv
 # Exactly the lock: --require-hashes refuses a file whose sha256 it does not list,
 # --no-deps lets nothing else in. PIP_* env passes through.
-cp "$LOCK" "$ROOT/tmp/requirements.lock"
+cp "$LOCK" "$ROOT/tmp/stages.lock"
 chroot "$ROOT" /opt/venv/bin/pip install --no-cache-dir --progress-bar off --require-hashes --no-deps \
-    -r /tmp/requirements.lock >&2
+    -r /tmp/stages.lock >&2
 chroot "$ROOT" /opt/venv/bin/pip check >&2
 chroot "$ROOT" env HOME=/tmp /opt/venv/bin/python -c \
     "import torch, torchvision, mlflow, numpy, matplotlib; print('torch', torch.__version__)" >&2

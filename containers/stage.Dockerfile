@@ -1,16 +1,16 @@
-# One image for all six stages, holding the project's whole locked environment:
-# env/requirements.lock (every package, pinned with its sha256 hashes) in
-# /opt/venv, the same set `make install` puts in the venv and
-# scripts/build-offline-base-image.sh bakes into the offline base, so a stage
-# trains with the same torch, numpy & co. under `make run` and `make run-local`.
+# One image for all six stages, holding the stages layer of the lock:
+# env/stages.lock (every package the stages import, pinned with its sha256 hashes)
+# in /opt/venv, the same versions `make install` puts in the venv (with the layers
+# above) and containers/build-offline-base-image.sh bakes into the offline base, so
+# a stage trains with the same torch, numpy & co. under `make run` and `make run-local`.
 # Stage code is not copied in: the launcher mounts the checkout at its own path,
 # so an edited stage runs as edited and dvc.lock's code hashes never lie.
 #
 # Users' default base is NVIDIA's CUDA runtime image: its labels and env make the
 # NVIDIA container toolkit mount the host's driver. torch and its CUDA libraries
 # come from the lock (the nvidia-* wheels), not from the base. CI and air-gapped
-# hosts pass BASE_IMAGE=<scripts/build-offline-base-image.sh output>, which holds
-# the lock in /opt/venv already, so the install below finds all of it satisfied.
+# hosts pass BASE_IMAGE=<containers/build-offline-base-image.sh output>, which holds
+# the stages layer in /opt/venv already, so the install below finds all of it satisfied.
 ARG BASE_IMAGE=nvidia/cuda:13.0.1-runtime-ubuntu22.04
 FROM ${BASE_IMAGE}
 
@@ -26,13 +26,13 @@ RUN if [ ! -x /opt/venv/bin/python ]; then \
 ENV PATH=/opt/venv/bin:${PATH}
 
 # --require-hashes: a file whose sha256 is not in the lock is refused; --no-deps:
-# nothing outside the lock comes in. tests/e2e/test_envlock.py compares the
-# image's `pip freeze --all` with the lock.
-COPY env/requirements.lock /tmp/requirements.lock
+# nothing outside the lock comes in. tests/integration/test_image_env.py compares
+# the image's `pip freeze --all` with env/stages.lock.
+COPY env/stages.lock /tmp/stages.lock
 RUN python -m pip install --no-cache-dir --disable-pip-version-check --require-hashes --no-deps \
-        -r /tmp/requirements.lock \
+        -r /tmp/stages.lock \
     && python -m pip check \
-    && rm /tmp/requirements.lock
+    && rm /tmp/stages.lock
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
