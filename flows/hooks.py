@@ -17,8 +17,8 @@ from pathlib import Path
 
 from ops.common import Fail, child_env, settings
 from ops.common import main as run_main
-from ops.git import git, succeeds
 from ops.retry import classify
+from proc.git import git, succeeds
 
 MARKER = "# installed by `make hooks` (flows/hooks.py)"
 ZERO = "0" * 40

@@ -17,9 +17,10 @@ import json
 import os
 from pathlib import Path
 
-from ops.common import Fail, child_env, dvc, last_error, main, run, settings
-from ops.git import git, run_git, succeeds
+from ops.common import child_env, dvc, main, settings
 from ops.retry import classify, retry_policy, retrying
+from proc.git import git, run_git, succeeds
+from proc.run import Fail, last_error, run
 
 MESSAGE = "pipeline: dvc.lock, params and reports"
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ops.git import git
+from proc.git import git
 
 ROOT = Path(__file__).resolve().parent.parent
 # The pipeline and what `make run` needs to run it in containers.
