@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,18 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP while a scratch path is being made: one arriving between
+    its creation and the moment its name is known to the cleanup would leave it behind. A held
+    signal is raised on leaving (Python checks at once), inside the caller's cleanup `try`."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _scratch_prefix(dest: Path) -> str:
@@ -56,17 +69,20 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_scratch(dest)
-    scratch = Path(tempfile.mkdtemp(prefix=_scratch_prefix(dest), dir=dest.parent))
+    scratch: Path | None = None
     try:
+        with _signals_held():
+            scratch = Path(tempfile.mkdtemp(prefix=_scratch_prefix(dest), dir=dest.parent))
         os.chmod(scratch, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs follow the umask
         yield scratch
         remove(dest)
         os.replace(scratch, dest)
-    except OSError as exc:
+    except BaseException as exc:
+        if scratch is None:  # no scratch made: nothing to undo, an older output stays
+            raise
         _discard(scratch, dest)
-        raise _named(exc, dest) from None
-    except BaseException:
-        _discard(scratch, dest)
+        if isinstance(exc, OSError):
+            raise _named(exc, dest) from None
         raise
 
 
@@ -80,13 +96,17 @@ def write_bytes(path: str | Path, data: bytes) -> None:
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_scratch(dest)
-    fd, tmp = tempfile.mkstemp(prefix=_scratch_prefix(dest), dir=dest.parent)
+    tmp: str | None = None
     try:
+        with _signals_held():
+            fd, tmp = tempfile.mkstemp(prefix=_scratch_prefix(dest), dir=dest.parent)
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, dest)
     except BaseException as exc:
+        if tmp is None:  # no scratch made
+            raise
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         if isinstance(exc, OSError):

@@ -1,6 +1,8 @@
 import errno
 import os
+import signal
 import stat
+import tempfile
 
 import pytest
 
@@ -52,6 +54,27 @@ def test_write_bytes_is_atomic_and_cleans_up_on_failure(tmp_path):
         fsio.write_bytes(path, "not bytes")  # type: ignore[arg-type]
     assert path.read_bytes() == b"one"  # the old content survives a failed write
     assert _leftovers(path.parent, "f.bin") == []
+
+
+@pytest.mark.parametrize("make", ["mkdtemp", "mkstemp"])
+def test_a_signal_as_the_scratch_appears_leaves_no_scratch(tmp_path, monkeypatch, make):
+    """Ctrl-C right after the scratch is created, before its name reaches the cleanup (the fault
+    matrix's sigint_ingest once hit it): held until the cleanup knows it, then raised."""
+    real = getattr(tempfile, make)
+
+    def make_then_interrupted(*args, **kwargs):
+        made = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # raised here, in the stage's handler, were it not held
+        return made
+
+    monkeypatch.setattr(tempfile, make, make_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        if make == "mkdtemp":
+            with fsio.atomic_dir(tmp_path / "out"):
+                pass
+        else:
+            fsio.write_bytes(tmp_path / "out", b"x")
+    assert _leftovers(tmp_path, "out") == [] and not (tmp_path / "out").exists()
 
 
 def test_json_is_sorted_and_stable(tmp_path):
