@@ -1,8 +1,6 @@
 import errno
 import os
-import signal
 import stat
-import tempfile
 
 import pytest
 
@@ -56,25 +54,33 @@ def test_write_bytes_is_atomic_and_cleans_up_on_failure(tmp_path):
     assert _leftovers(path.parent, "f.bin") == []
 
 
-@pytest.mark.parametrize("make", ["mkdtemp", "mkstemp"])
-def test_a_signal_as_the_scratch_appears_leaves_no_scratch(tmp_path, monkeypatch, make):
-    """Ctrl-C right after the scratch is created, before its name reaches the cleanup (the fault
-    matrix's sigint_ingest once hit it): held until the cleanup knows it, then raised."""
-    real = getattr(tempfile, make)
+def _interrupted_as_it_returns(real):
+    """`real`, then Ctrl-C before the caller's next statement: the worst moment for an interrupt."""
 
-    def make_then_interrupted(*args, **kwargs):
-        made = real(*args, **kwargs)
-        os.kill(os.getpid(), signal.SIGINT)  # raised here, in the stage's handler, were it not held
-        return made
+    def make(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(tempfile, make, make_then_interrupted)
+    return make
+
+
+@pytest.mark.parametrize("writer", ["atomic_dir", "write_bytes", "check_writable"])
+def test_an_interrupt_as_the_scratch_appears_leaves_no_scratch(tmp_path, monkeypatch, writer):
+    """Ctrl-C right as the scratch is created (the fault matrix's sigint_ingest once hit it with
+    mkdtemp: `data/.raw.XXXX` left): its name is known before it exists, so the cleanup finds it."""
+    if writer == "atomic_dir":
+        monkeypatch.setattr(fsio.os, "mkdir", _interrupted_as_it_returns(os.mkdir))
+    else:
+        monkeypatch.setattr(fsio, "_create", _interrupted_as_it_returns(fsio._create))
     with pytest.raises(KeyboardInterrupt):
-        if make == "mkdtemp":
+        if writer == "atomic_dir":
             with fsio.atomic_dir(tmp_path / "out"):
                 pass
-        else:
+        elif writer == "write_bytes":
             fsio.write_bytes(tmp_path / "out", b"x")
-    assert _leftovers(tmp_path, "out") == [] and not (tmp_path / "out").exists()
+        else:
+            fsio.check_writable(tmp_path / "out")
+    assert sorted(os.listdir(tmp_path)) == []
 
 
 def test_json_is_sorted_and_stable(tmp_path):
