@@ -23,8 +23,10 @@ def prepared(tmp_path_factory):
     work.mkdir()
     make_sandbox(work, TINY)
     box = Sandbox(work)
-    done = box.dvc("repro")
-    box.close()
+    try:
+        done = box.dvc("repro")
+    finally:
+        box.close()  # an interrupted session leaves no `dvc repro` running
     assert done.rc == 0, f"preparing the fault sandbox failed:\n{done.out[-2000:]}"
     shutil.copytree(work, store, symlinks=True)
     return work, store
