@@ -93,7 +93,7 @@ def make_sandbox(dest: Path, overrides: dict) -> Path:
     params = merge(yaml.load((dest / "params.yaml").read_text()), overrides)
     with open(dest / "params.yaml", "w") as f:
         yaml.dump(params, f)
-    (dest / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/checkpoints/\n")
+    (dest / ".gitignore").write_text("/mlflow.db\n/mlflow.db-journal\n/mlartifacts/\n/checkpoints/\n")
     git_env = {
         **os.environ,
         "GIT_AUTHOR_NAME": "smoke",
