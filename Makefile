@@ -177,12 +177,14 @@ bench-train: $(STAMP) ## train each recipe; time-to-accuracy table in reports/be
 	PIPELINE_EXECUTOR=local $(PY) -m bench.train $(BENCH_TRAIN_ARGS)
 
 # ---- fault matrix (issue 12) -------------------------------------------------
-# Each fault in a copy of one tiny prepared sandbox; one JSON line {"faults", "clean",
-# "unclean", "skipped", "seconds"}. Docker cases skip, saying why, without a daemon.
-# About 10 min on 2 busy cores. BENCH_FAULTS_ARGS="--cases NAME... -v" for a few, with output.
+# The tests marked `faults` (tests/faults; `make test` runs them too): each fault in a copy
+# of one tiny prepared sandbox, judged. Ends with one JSON line {"faults", "clean", "unclean"
+# (failed test ids), "skipped", "seconds"}. Docker cases use $$BASE_IMAGE, else the offline base
+# (built once); they skip, saying why, without a daemon. About 10 min on 2 busy cores.
+# PYTEST_ARGS selects and shows, e.g. PYTEST_ARGS="-k 'sigint or docker_kill' -v".
 .PHONY: bench-faults
 bench-faults: $(STAMP) ## run the fault matrix: every fault must end in one line and leave nothing behind
-	BASE_IMAGE=$(BASE_IMAGE) $(PY) bench/faults.py $(BENCH_FAULTS_ARGS)
+	$(PY) -m pytest -m faults tests/faults $(PYTEST_ARGS)
 
 # ---- lineage: params checked before DVC templates them; `make reproduce` -----
 # DVC resolves `recipes.${train.recipe}` before any stage runs: check params.yaml

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from ops.common import Fail, child_env
 from ops.common import main as run_main
-from ops.git import git, succeeds
 from ops.retry import classify
 from ops.settings import settings
+from proc.git import git, succeeds
 
 MARKER = "# installed by `make hooks` (flows/hooks.py)"
 ZERO = "0" * 40

@@ -3,7 +3,7 @@
 AUTOMATION_NOTIFY_URLS (environment or .env) holds Apprise URLs, space- or
 comma-separated: `json://host/path` for a plain webhook, `slack://...`,
 `mailtos://...` and the ~100 others Apprise knows. Empty: nothing is sent.
-Every title and body is scrubbed of the project's secrets (ops.secrets.redact)
+Every title and body is scrubbed of the project's secrets (proc.secrets.redact)
 before it leaves; a failed delivery is reported on stderr, never fails the run.
 `python -m flows.notify KIND TITLE BODY` sends one (the Airflow callback's way in).
 """
@@ -15,8 +15,8 @@ import sys
 
 from flows import settings as automation
 from ops.common import Fail
-from ops.secrets import redact
 from ops.settings import settings
+from proc.secrets import redact
 
 KINDS = {"failure": "failure", "promotion": "success", "drift": "warning", "info": "info"}
 

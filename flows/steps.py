@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ops import retry
-from ops.git import head
+from proc.git import head
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ("pull", "reproduce", "push", "git_sync", "report")

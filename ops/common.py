@@ -1,6 +1,6 @@
-"""Shared by the operations (remote, git_sync, dagshub_setup, flows): running dvc/git with
-their output kept, and turning failures into one line that names the fix (secrets scrubbed
-by ops.secrets). Their settings: ops.settings.
+"""Shared by the operations (remote, git_sync, dagshub_setup, flows): the dvc command line, the
+environment for dvc/git, and turning failures into one line that names the fix (secrets scrubbed
+by proc.secrets). Their settings: ops.settings.
 
 Stdlib only at import (the Airflow venv imports flows.steps -> ops.retry -> here).
 """
@@ -8,62 +8,15 @@ Stdlib only at import (the Airflow venv imports flows.steps -> ops.retry -> here
 from __future__ import annotations
 
 import os
-import re
-import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from ops.secrets import redact
+from proc.run import Fail
+from proc.secrets import redact
 from runner.credentials import read_env_file
-from stages.lib.cli import PipelineError
 
-
-class Fail(PipelineError):
-    """An expected failure: printed as `what: error: message`, exit status 1. A PipelineError,
-    so the stage-style entry points (ops.reproduce) show it as one line too."""
-
-
-def last_error(output: str) -> str:
-    """The most telling line of a failed command's output, for the one-line message."""
-    lines = [ln.strip() for ln in output.splitlines() if ln.strip() and not ln.startswith("Having any troubles")]
-    errors = [ln for ln in lines if ln.lower().startswith(("error", "fatal"))]
-    line = (errors or lines or ["no output"])[-1]
-    line = re.sub(r"^(error|fatal):\s*(unexpected error\s*-\s*)?", "", line, flags=re.I)
-    return re.sub(r'"(\w+://[^/"]+)/[^"]*"', r'"\1"', line)[:300]  # a URL's host says enough
-
-
-@dataclass
-class Done:
-    returncode: int
-    output: str
-
-
-def run(
-    cmd: Sequence[str], env: Mapping[str, str] | None = None, echo: bool = False, timeout: float = 3600, cwd=None
-) -> Done:
-    """Run cmd with stdout and stderr merged (env None: os.environ); with echo, print its output
-    (secrets scrubbed) minus dvc's error lines and footer, which the caller's one-line message replaces."""
-    try:
-        done = subprocess.run(
-            list(cmd),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=None if env is None else dict(env),
-            timeout=timeout,
-            cwd=cwd,
-        )
-    except subprocess.TimeoutExpired:
-        return Done(124, f"timed out after {timeout:g} s")
-    except OSError as exc:  # git or dvc missing, cwd gone
-        return Done(127, str(exc))
-    if echo:
-        for line in done.stdout.splitlines():
-            if line.strip() and not line.startswith(("ERROR:", "Having any troubles")):
-                print(redact(line, env or {}))
-    return Done(done.returncode, done.stdout)
+__all__ = ["Fail", "child_env", "dvc", "main"]
 
 
 def dvc(*args: str) -> list[str]:

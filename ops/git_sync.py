@@ -17,10 +17,11 @@ import json
 import os
 from pathlib import Path
 
-from ops.common import Fail, child_env, dvc, last_error, main, run
-from ops.git import git, run_git, succeeds
+from ops.common import child_env, dvc, main
 from ops.retry import classify, retry_policy, retrying
 from ops.settings import settings
+from proc.git import git, run_git, succeeds
+from proc.run import Fail, last_error, run
 
 MESSAGE = "pipeline: dvc.lock, params and reports"
 

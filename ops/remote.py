@@ -20,10 +20,11 @@ from __future__ import annotations
 import argparse
 import os
 
-from ops.common import Done, Fail, child_env, dvc, last_error, main, run
+from ops.common import child_env, dvc, main
 from ops.retry import classify, retry_policy, retrying
-from ops.secrets import redact
 from ops.settings import settings
+from proc.run import Done, Fail, last_error, run
+from proc.secrets import redact
 from stages.lib.cli import PipelineError
 
 MISSING = (

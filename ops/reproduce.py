@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ops.git import git, succeeds
+from proc.git import git, succeeds
 from stages.lib import cli, fsio, lineage, model_card, params
 from stages.lib.cli import PipelineError
 

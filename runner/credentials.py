@@ -3,7 +3,8 @@
 Everything else derives from it or is checked against it (tests/unit/test_credentials.py):
 the Makefile's REMOTE_VARS (what `make` reads from `.env` and exports), runner/compose-run.sh's
 SECRET_NAMES (what goes to the dvc-runner as a file), .env.example, stage_spec (what a stage
-container gets over stdin) and ops.secrets.redact (whose values are masked in any output).
+container gets over stdin), ops.settings.RemoteSettings, and proc.secrets.SECRET_NAMES (those
+whose values are masked in any output: each must be one of these).
 Here, in runner/, because the runner needs it and may not import ops (pyproject's layer contract).
 """
 
@@ -41,15 +42,6 @@ STAGE_SECRETS = (
     "MLFLOW_TRACKING_PASSWORD",
     "MLFLOW_TRACKING_TOKEN",
     *(name for name in S3 if name != "DVC_REMOTE_URL"),
-)
-
-# Whose values are secret: masked in every line the project prints, logs or sends.
-SECRET_VALUES = (
-    "DAGSHUB_TOKEN",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_TRACKING_TOKEN",
 )
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from flows.airflow_run import airflow_env, dags_test
 from flows.steps import retries_in
 from flows.webhook import WebhookReceiver
-from ops.git import git
+from proc.git import git
 from smoke.sandbox import SMOKE_OVERRIDES, make_sandbox, scratch
 
 GIT_ID = {

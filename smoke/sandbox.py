@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ops.git import git
+from proc.git import git
 
 ROOT = Path(__file__).resolve().parent.parent
 # The pipeline and what `make run` needs to run it in containers.
@@ -93,7 +93,7 @@ def make_sandbox(dest: Path, overrides: dict) -> Path:
     params = merge(yaml.load((dest / "params.yaml").read_text()), overrides)
     with open(dest / "params.yaml", "w") as f:
         yaml.dump(params, f)
-    (dest / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/checkpoints/\n")
+    (dest / ".gitignore").write_text("/mlflow.db\n/mlflow.db-journal\n/mlartifacts/\n/checkpoints/\n")
     git_env = {
         **os.environ,
         "GIT_AUTHOR_NAME": "smoke",

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ops.git import git
+from proc.git import git
 from smoke.sandbox import SMOKE_OVERRIDES, make_sandbox, merge, scratch
 
 GRID = ["recipes.fast.lr=0.01,0.02,0.03,0.1,0.2"]  # not 0.05, the baseline: DVC would not re-train it

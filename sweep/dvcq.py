@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ops.git import head as git_head
+from proc.git import head as git_head
 from stages.lib.cli import PipelineError
 
 DVC_TIMEOUT_S = 600  # one dvc command; queueing a grid on 2 busy cores takes a minute or two

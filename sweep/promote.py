@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from ops.git import git
+from proc.git import git
 from stages.lib import fsio
 from stages.lib.cli import PipelineError
 from sweep import dvcq

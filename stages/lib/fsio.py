@@ -11,21 +11,26 @@ import errno
 import glob
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _scratch_prefix(dest: Path) -> str:
     return f".{dest.name}."
+
+
+def _scratch_path(dest: Path) -> Path:
+    """A new scratch path next to dest, not created yet. Callers hold its name before they
+    create it, so an interrupt at any point (even as the create returns) finds it to remove."""
+    return dest.parent / f"{_scratch_prefix(dest)}{secrets.token_hex(6)}"
+
+
+def _create(path: Path, mode: int) -> int:
+    """A new file at path (never an existing one), open for writing; mode less the umask."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
 
 
 def remove_stale_scratch(dest: Path) -> None:
@@ -56,9 +61,9 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_scratch(dest)
-    scratch = Path(tempfile.mkdtemp(prefix=_scratch_prefix(dest), dir=dest.parent))
+    scratch = _scratch_path(dest)
     try:
-        os.chmod(scratch, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs follow the umask
+        os.mkdir(scratch)  # 0o777 less the umask: outputs follow the umask
         yield scratch
         remove(dest)
         os.replace(scratch, dest)
@@ -80,10 +85,9 @@ def write_bytes(path: str | Path, data: bytes) -> None:
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_scratch(dest)
-    fd, tmp = tempfile.mkstemp(prefix=_scratch_prefix(dest), dir=dest.parent)
+    tmp = _scratch_path(dest)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(_create(tmp, 0o666), "wb") as f:
             f.write(data)
         os.replace(tmp, dest)
     except BaseException as exc:
@@ -104,9 +108,12 @@ def check_writable(*files: str | Path, dirs: tuple[str | Path, ...] = ()) -> Non
             where = where.parent
         if not where.is_dir():
             raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory (move it away)", str(where))
-        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=where)
-        os.close(fd)
-        os.unlink(probe)
+        probe = where / f".write-check.{secrets.token_hex(6)}"
+        try:
+            os.close(_create(probe, 0o600))
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(probe)
 
 
 def dumps_json(obj: Any) -> str:

@@ -3,9 +3,10 @@
 `RegistryRefusingProxy` sits in front of a real MLflow tracking server on
 127.0.0.1 and forwards every request unchanged, except that while `refusing`
 is set it answers the registry's REST routes (registered-models/*,
-model-versions/*) with what DagsHub's hosted MLflow was reported to answer:
-HTTP 404 "Model Registry features are not supported". Clearing `refusing`
-is the registry coming back. Runs in a thread; `stop()` ends it.
+model-versions/*; or only the `routes` given, e.g. registered-models/create)
+with what DagsHub's hosted MLflow was reported to answer: HTTP 404 "Model
+Registry features are not supported". Clearing `refusing` is the registry
+coming back. Runs in a thread; `stop()` ends it.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ def refusal(uri: str) -> bytes:
 
 
 class RegistryRefusingProxy:
-    def __init__(self, upstream: str):
+    def __init__(self, upstream: str, routes: tuple[str, ...] = REGISTRY_ROUTES):
         self.upstream = urlsplit(upstream)
+        self.routes = routes  # parts of a request path that get the refusal
         self.refusing = True
         self.refused: list[str] = []  # paths answered with the refusal
         proxy = self
@@ -63,7 +65,7 @@ class RegistryRefusingProxy:
 
             def _forward(self) -> None:
                 body = self._body()
-                if proxy.refusing and any(route in self.path for route in REGISTRY_ROUTES):
+                if proxy.refusing and any(route in self.path for route in proxy.routes):
                     proxy.refused.append(self.path)
                     uri = f"http://{self.headers.get('Host', '')}"
                     self._answer(404, refusal(uri), [("Content-Type", "application/json")])

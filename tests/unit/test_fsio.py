@@ -54,6 +54,35 @@ def test_write_bytes_is_atomic_and_cleans_up_on_failure(tmp_path):
     assert _leftovers(path.parent, "f.bin") == []
 
 
+def _interrupted_as_it_returns(real):
+    """`real`, then Ctrl-C before the caller's next statement: the worst moment for an interrupt."""
+
+    def make(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    return make
+
+
+@pytest.mark.parametrize("writer", ["atomic_dir", "write_bytes", "check_writable"])
+def test_an_interrupt_as_the_scratch_appears_leaves_no_scratch(tmp_path, monkeypatch, writer):
+    """Ctrl-C right as the scratch is created (the fault matrix's sigint_ingest once hit it with
+    mkdtemp: `data/.raw.XXXX` left): its name is known before it exists, so the cleanup finds it."""
+    if writer == "atomic_dir":
+        monkeypatch.setattr(fsio.os, "mkdir", _interrupted_as_it_returns(os.mkdir))
+    else:
+        monkeypatch.setattr(fsio, "_create", _interrupted_as_it_returns(fsio._create))
+    with pytest.raises(KeyboardInterrupt):
+        if writer == "atomic_dir":
+            with fsio.atomic_dir(tmp_path / "out"):
+                pass
+        elif writer == "write_bytes":
+            fsio.write_bytes(tmp_path / "out", b"x")
+        else:
+            fsio.check_writable(tmp_path / "out")
+    assert sorted(os.listdir(tmp_path)) == []
+
+
 def test_json_is_sorted_and_stable(tmp_path):
     fsio.write_json(tmp_path / "a.json", {"b": 1, "a": [1, 2]})
     assert (tmp_path / "a.json").read_text() == '{\n  "a": [\n    1,\n    2\n  ],\n  "b": 1\n}\n'

@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from ops.common import Done, Fail, last_error, run
+from proc.run import Done, Fail, last_error, run
 
 TIMEOUT_S = 120.0
 
