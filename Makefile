@@ -128,10 +128,11 @@ print-serve-image:
 # scripts. Only the names below are exported to recipes, and only when set; no
 # recipe puts one on a command line. With DAGSHUB_* set and no MLFLOW_TRACKING_URI,
 # runs go to the DagsHub repo's MLflow with the token as password.
+# runner/credentials.py REMOTE_VARS is the list; tests/unit/test_credentials.py checks this copy.
 REMOTE_VARS := DAGSHUB_OWNER DAGSHUB_REPO DAGSHUB_USER DAGSHUB_TOKEN DVC_REMOTE_URL \
     AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_DEFAULT_REGION \
-    MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD MLFLOW_TRACKING_TOKEN \
-    REMOTE_ATTEMPTS REMOTE_RETRY_DELAY_S
+    MLFLOW_S3_ENDPOINT_URL MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD \
+    MLFLOW_TRACKING_TOKEN REMOTE_ATTEMPTS REMOTE_RETRY_DELAY_S
 $(foreach v,$(REMOTE_VARS),$(if $(filter environment,$(origin $(v))),$(eval SHELL_VALUE_$(v) := $$(value $(v)))))
 -include .env
 $(foreach v,$(REMOTE_VARS),$(if $(SHELL_VALUE_$(v)),$(eval $(v) := $$(SHELL_VALUE_$(v)))))
@@ -263,7 +264,8 @@ sweep-smoke: $(STAMP) ## a sweep of 5 tiny experiments (2 workers) in a sandbox;
 # ---- serving: the registry's champion over HTTP (serve/) ----------------------
 # Settings: params.yaml's serve: section, overridden by SERVE_MODEL (alias or
 # version), SERVE_HOST/SERVE_PORT (127.0.0.1:8080), SERVE_POLL_INTERVAL_S,
-# SERVE_MAX_BATCH_SIZE, SERVE_MAX_WAIT_MS, SERVE_DEVICE; MLFLOW_TRACKING_URI
+# SERVE_MAX_BATCH_SIZE, SERVE_MAX_WAIT_MS, SERVE_DEVICE, SERVE_DRIFT_WINDOW,
+# SERVE_TORCH_THREADS (serve/settings.py ServeEnv); MLFLOW_TRACKING_URI
 # picks the registry (default: the project's mlflow.db).
 SERVE_PARAMS ?= params.yaml
 export SERVE_PARAMS

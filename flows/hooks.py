@@ -15,9 +15,10 @@ import os
 import sys
 from pathlib import Path
 
-from ops.common import Fail, child_env, settings
+from ops.common import Fail, child_env
 from ops.common import main as run_main
 from ops.retry import classify
+from ops.settings import settings
 from proc.git import git, succeeds
 
 MARKER = "# installed by `make hooks` (flows/hooks.py)"

@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 import sys
 
-from ops.common import settings
+from flows import settings as automation
+from ops.common import Fail
+from ops.settings import settings
 from proc.secrets import redact
 
 KINDS = {"failure": "failure", "promotion": "success", "drift": "warning", "info": "info"}
@@ -27,8 +29,12 @@ def send(kind: str, title: str, body: str, notify_urls: str | None = None) -> bo
     """Send one notification to every configured URL; True when all took it (or none is configured)."""
     import apprise
 
-    env = settings()
-    targets = urls(env.get("AUTOMATION_NOTIFY_URLS", "") if notify_urls is None else notify_urls)
+    try:
+        env = settings()  # whose secrets are scrubbed
+        targets = urls(automation.load(".").notify_urls if notify_urls is None else notify_urls)
+    except Fail as exc:  # a bad setting: said here; a notification never fails the run
+        print(f"notify: error: {exc}", file=sys.stderr)
+        return False
     if not targets:
         return True
     app = apprise.Apprise()

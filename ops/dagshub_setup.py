@@ -11,6 +11,11 @@ The URL and endpoint go to `.dvc/config` (committed, shared with the team); the 
 go to `.dvc/config.local` only (git-ignored, mode 600), written through DVC's config
 API in this process, so no secret is ever on a command line. MLflow needs no file:
 the Makefile derives MLFLOW_TRACKING_* from DAGSHUB_* for the targets it runs.
+
+Not the DagsHub client (`dagshub.init(..., dvc=True)`, 0.7.3, checked with its network calls
+stubbed): it calls DagsHub's API first (repo lookup, maybe creation; token validation, else an
+OAuth flow caching tokens under ~/.cache), then writes its remote to .git/.dvc/config, which DVC
+never reads, under a section name DVC rejects, with the DVC-over-HTTP endpoint and no default.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ops.common import Fail, main, settings
+from ops.common import Fail, main
+from ops.settings import settings
 
 DAGSHUB = ("DAGSHUB_OWNER", "DAGSHUB_REPO", "DAGSHUB_TOKEN")
 CREDENTIAL_KEYS = ("access_key_id", "secret_access_key", "session_token", "password", "user", "token")

@@ -17,8 +17,9 @@ import json
 import os
 from pathlib import Path
 
-from ops.common import child_env, dvc, main, settings
+from ops.common import child_env, dvc, main
 from ops.retry import classify, retry_policy, retrying
+from ops.settings import settings
 from proc.git import git, run_git, succeeds
 from proc.run import Fail, last_error, run
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from ops.common import child_env, dvc, main, settings
+from ops.common import child_env, dvc, main
 from ops.retry import classify, retry_policy, retrying
+from ops.settings import settings
 from proc.run import Done, Fail, last_error, run
 from proc.secrets import redact
 from stages.lib.cli import PipelineError

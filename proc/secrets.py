@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+# Which of runner/credentials.py's REMOTE_VARS hold secret values (tests/unit/test_credentials.py
+# checks each is one); listed here, as proc may not import runner (pyproject's layers).
 SECRET_NAMES = (
     "DAGSHUB_TOKEN",
     "AWS_SECRET_ACCESS_KEY",

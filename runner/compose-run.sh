@@ -24,6 +24,7 @@ compose=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do compose+=("$1"); shift; done
 shift
 name="cifar100-runner-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+# runner/credentials.py STAGE_SECRETS is the list; tests/unit/test_credentials.py checks this copy.
 SECRET_NAMES="MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD MLFLOW_TRACKING_TOKEN AWS_ACCESS_KEY_ID
   AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_DEFAULT_REGION MLFLOW_S3_ENDPOINT_URL"
 unset DAGSHUB_TOKEN  # the Makefile already made it MLFLOW_TRACKING_PASSWORD; nothing in the runner reads it

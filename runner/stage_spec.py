@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from runner import sweep_env
+from runner import credentials, sweep_env
 from stages.lib.cli import PipelineError
 
 # Variables a stage may see. Anything else in the runner's environment stays there.
@@ -34,20 +34,7 @@ GPU_MODES = ("auto", "all", "none")
 # Only these stages talk to MLflow; they alone get its settings, and secrets over stdin.
 MLFLOW_STAGES = frozenset({"train", "evaluate", "register"})
 MLFLOW_SETTINGS = frozenset({"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_EXPERIMENT_NAME"})
-SECRETS = frozenset(
-    {
-        "MLFLOW_TRACKING_USERNAME",
-        "MLFLOW_TRACKING_PASSWORD",
-        "MLFLOW_TRACKING_TOKEN",
-        # An MLflow server whose artifact store is S3 without proxying hands the client S3 URIs.
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_ENDPOINT_URL",
-        "AWS_DEFAULT_REGION",
-        "MLFLOW_S3_ENDPOINT_URL",
-    }
-)
+SECRETS = frozenset(credentials.STAGE_SECRETS)
 
 
 def stage_secrets(stage: str, environ: Mapping[str, str]) -> dict[str, str]:

@@ -61,14 +61,13 @@ def describe(model: LoadedModel, probs: np.ndarray, k: int) -> dict:
     }
 
 
-def set_torch_threads(device: str) -> None:
-    """CPU forward passes use all cores but one (SERVE_TORCH_THREADS to choose): the event loop
-    that reads requests needs a core of its own, and idle OpenMP threads spin on theirs."""
+def set_torch_threads(device: str, wanted: int | None = None) -> None:
+    """CPU forward passes use all cores but one (SERVE_TORCH_THREADS, `wanted`, to choose): the event
+    loop that reads requests needs a core of its own, and idle OpenMP threads spin on theirs."""
     import torch
 
-    wanted = os.environ.get("SERVE_TORCH_THREADS", "")
-    if wanted.isdigit() and int(wanted) > 0:
-        torch.set_num_threads(int(wanted))
+    if wanted:
+        torch.set_num_threads(wanted)
     elif device == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))
 
@@ -161,7 +160,7 @@ def create_app(settings: Settings, holder: ModelHolder | None = None, follow: bo
     """The app; `follow` starts the thread that loads the model and follows the alias."""
     metrics = holder.metrics if holder else Metrics()
     holder = holder or ModelHolder(settings, metrics)
-    threads = partial(set_torch_threads, holder.device)
+    threads = partial(set_torch_threads, holder.device, settings.torch_threads)
     batcher = MicroBatcher(_forward(holder, metrics), settings.max_batch_size, settings.max_wait_ms / 1000, threads)
 
     @asynccontextmanager

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic.dataclasses import dataclass as typed_section
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 from stages.lib import params
 from stages.lib.cli import PipelineError
@@ -51,16 +53,18 @@ class Settings:
     tracking_uri: str
     model_name: str  # the registered model (params register.model_name)
     model: str  # an alias to follow (champion) or a version number to pin
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    max_batch_size: int = 64
-    max_wait_ms: float = 5.0
-    poll_interval_s: float = 10.0
-    top_k: int = 5
-    max_request_bytes: int = 8 << 20
-    max_image_pixels: int = 4096 * 4096
-    device: str = "auto"
-    drift_window: int = 500  # images in the drift monitor's rolling window (bench/drift.py measured 500)
+    # The rest: params.yaml's `serve:` (the one place of their defaults), then ServeEnv's overrides.
+    max_batch_size: int
+    max_wait_ms: float
+    poll_interval_s: float
+    top_k: int
+    max_request_bytes: int
+    max_image_pixels: int
+    device: str
+    drift_window: int  # images in the drift monitor's rolling window (bench/drift.py measured 500)
+    host: str
+    port: int
+    torch_threads: int | None
 
     @property
     def pinned(self) -> bool:
@@ -68,29 +72,36 @@ class Settings:
         return self.model.isdigit()
 
 
-# env var -> (settings field, type); each overrides the params value when set and non-empty.
-ENV = {
-    "SERVE_MODEL": ("model", str),
-    "SERVE_HOST": ("host", str),
-    "SERVE_PORT": ("port", int),
-    "SERVE_MAX_BATCH_SIZE": ("max_batch_size", int),
-    "SERVE_MAX_WAIT_MS": ("max_wait_ms", float),
-    "SERVE_POLL_INTERVAL_S": ("poll_interval_s", float),
-    "SERVE_DEVICE": ("device", str),
-    "SERVE_DRIFT_WINDOW": ("drift_window", int),
-}
+class ServeEnv(BaseSettings):
+    """The SERVE_* environment variables: each, when set and non-empty, overrides params.yaml's
+    `serve:` value (None: not set, params.yaml's stands). HOST, PORT and TORCH_THREADS exist here
+    only, so their defaults are here. docker-compose.yml's serve service passes every one
+    (tests/unit/test_compose_env.py)."""
 
+    model_config = SettingsConfigDict(env_prefix="SERVE_", env_ignore_empty=True, extra="ignore", frozen=True)
 
-def _override(values: dict, env: Mapping[str, str]) -> dict:
-    for var, (key, kind) in ENV.items():
-        raw = env.get(var, "").strip()
-        if not raw:
-            continue
+    model: str | None = None
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    max_batch_size: int | None = None
+    max_wait_ms: float | None = None
+    poll_interval_s: float | None = None
+    device: str | None = None
+    drift_window: int | None = None
+    torch_threads: int | None = None  # CPU threads for forward passes (None: all cores but one)
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str]) -> ServeEnv:
+        """From environ through pydantic-settings' own env source (prefix, case, empty = unset).
+        PipelineError: one line naming the variable, the value and the fix."""
+        source = EnvSettingsSource(cls)
+        source.env_vars = parse_env_vars(environ, False, True, None)
         try:
-            values[key] = kind(raw)
-        except ValueError:
-            raise PipelineError(f"{var}={raw!r} is not a valid {kind.__name__}; unset it or fix the value") from None
-    return values
+            return cls.model_validate(source())
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            var, kind = f"SERVE_{err['loc'][0]}".upper(), err["type"].split("_")[0]
+            raise PipelineError(f"{var}={err['input']!r} is not a valid {kind}; unset it or fix the value") from None
 
 
 def _check(s: Settings) -> Settings:
@@ -101,6 +112,8 @@ def _check(s: Settings) -> Settings:
     for key in ("port", "max_batch_size", "poll_interval_s", "drift_window"):
         if getattr(s, key) <= 0:
             raise PipelineError(f"serve {key} must be > 0, got {getattr(s, key)!r}")
+    if s.torch_threads is not None and s.torch_threads <= 0:
+        raise PipelineError(f"SERVE_TORCH_THREADS={s.torch_threads!r}: give a number of threads > 0, or unset it")
     if s.max_wait_ms < 0:
         raise PipelineError(f"serve max_wait_ms must be >= 0, got {s.max_wait_ms!r}")
     return s
@@ -116,4 +129,6 @@ def load(params_path: str | Path = "params.yaml", env: Mapping[str, str] | None 
     values = dataclasses.asdict(serve_params(raw, str(params_path)))
     values["tracking_uri"] = env.get("MLFLOW_TRACKING_URI") or tracking.local_store(Path(params_path).parent)[0]
     values["model_name"] = cfg.register.model_name
-    return _check(Settings(**_override(values, env)))
+    overrides = ServeEnv.read(env).model_dump()  # None: not set, so params.yaml's value stands
+    values.update({k: v for k, v in overrides.items() if v is not None or k not in values})
+    return _check(Settings(**values))

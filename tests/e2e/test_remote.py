@@ -42,7 +42,7 @@ def make(project: Path, target: str, log: list[str], check: bool = True) -> subp
         }
     )
     done = subprocess.run(
-        ["make", "--no-print-directory", f"VENV={ROOT / '.venv'}", target],
+        ["make", "--no-print-directory", f"VENV={ROOT / '.venv'}", "STAMP=", target],  # the venv as it is
         cwd=project,
         env=env,
         capture_output=True,

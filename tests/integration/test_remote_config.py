@@ -13,7 +13,8 @@ import pytest
 from dvc.config import Config
 
 from ops import dagshub_setup
-from ops.common import main, settings
+from ops.common import Fail, main
+from ops.settings import settings
 from tests.support.servers import ROOT, ArgvWatch
 
 TOKEN = "dh-0f9e8d7c6b5a4f3e2d1c"
@@ -115,19 +116,10 @@ def test_outside_a_dvc_project(tmp_path, monkeypatch, capsys):
 def test_make_dagshub_keeps_the_token_off_every_command_line(repo):
     """Through make: the token is in .env only; no process ever sees it in its argv."""
     (repo / ".env").write_text(f"DAGSHUB_OWNER=alice\nDAGSHUB_REPO=cifar\nDAGSHUB_TOKEN={TOKEN}\n")
-    # make's install stamp hashes pyproject.toml and the lock's layers
-    for name in (
-        "Makefile",
-        "pyproject.toml",
-        "env/stages.lock",
-        "env/serve.lock",
-        "env/automation.lock",
-        "env/dev.lock",
-    ):
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        (repo / name).write_bytes((ROOT / name).read_bytes())
+    (repo / "Makefile").write_bytes((ROOT / "Makefile").read_bytes())
     env = {k: v for k, v in os.environ.items() if not k.startswith(MANAGED)}
-    cmd = ["make", "--no-print-directory", f"VENV={ROOT / '.venv'}", "dagshub"]
+    # STAMP= : the venv is used as it is (an install from this scratch repo would repoint its editable install)
+    cmd = ["make", "--no-print-directory", f"VENV={ROOT / '.venv'}", "STAMP=", "dagshub"]
     with ArgvWatch(TOKEN) as watch:
         subprocess.run([sys.executable, "-c", "import time; time.sleep(0.5)", TOKEN], timeout=60)
     assert watch.hits, "the watch must see a token that is on a command line"
@@ -140,9 +132,18 @@ def test_make_dagshub_keeps_the_token_off_every_command_line(repo):
 
 
 def test_settings_prefer_set_environment_values_over_dotenv(tmp_path):
-    (tmp_path / ".env").write_text("A=from-file\nB=from-file\nC=\n# D=commented\nE = spaced # note\n")
-    got = settings(tmp_path, {"A": "from-env", "B": ""})
-    assert got == {"A": "from-env", "B": "from-file", "E": "spaced"}
+    lines = "DVC_REMOTE_URL=from-file\nAWS_DEFAULT_REGION=from-file\nAWS_ENDPOINT_URL=\n# AWS_ACCESS_KEY_ID=commented\n"
+    (tmp_path / ".env").write_text(lines + "export AWS_SESSION_TOKEN := spaced # note\nOTHER=not-a-remote-setting\n")
+    got = settings(tmp_path, {"DVC_REMOTE_URL": "from-env", "AWS_DEFAULT_REGION": "", "UNRELATED": "x"})
+    assert got == {"DVC_REMOTE_URL": "from-env", "AWS_DEFAULT_REGION": "from-file", "AWS_SESSION_TOKEN": "spaced"}
+
+
+def test_a_bad_remote_setting_is_one_line_naming_it(tmp_path):
+    (tmp_path / ".env").write_text("REMOTE_ATTEMPTS=many\n")
+    with pytest.raises(
+        Fail, match=r"^REMOTE_ATTEMPTS='many' in the environment or \.env: .*integer.*fix it or unset it$"
+    ):
+        settings(tmp_path, {})
 
 
 def test_dagshub_settings_imply_its_mlflow_unless_mlflow_is_set(tmp_path):
@@ -156,17 +157,13 @@ def test_dagshub_settings_imply_its_mlflow_unless_mlflow_is_set(tmp_path):
 
 
 def _makefile_with(repo, recipe: str) -> None:
-    """The project's Makefile plus `recipe`, and the files its install stamp hashes."""
+    """The project's Makefile plus `recipe`."""
     (repo / "Makefile").write_text((ROOT / "Makefile").read_text() + recipe)
-    (repo / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
-    (repo / "env").mkdir(exist_ok=True)
-    for lock in (ROOT / "env").glob("*.lock"):
-        (repo / "env" / lock.name).write_bytes(lock.read_bytes())
 
 
 def _show_env(repo, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["make", "-s", f"VENV={ROOT / '.venv'}", "show-env"],
+        ["make", "-s", f"VENV={ROOT / '.venv'}", "STAMP=", "show-env"],
         cwd=repo,
         env=env,
         capture_output=True,

@@ -66,7 +66,8 @@ def base_env() -> dict:
 
 
 def make(cwd: Path, target: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    return sh(cwd, "make", "--no-print-directory", f"VENV={ROOT / '.venv'}", target, env=env, check=check)
+    # STAMP= : the venv is used as it is (an install from this scratch repo would repoint its editable install)
+    return sh(cwd, "make", "--no-print-directory", f"VENV={ROOT / '.venv'}", "STAMP=", target, env=env, check=check)
 
 
 def s3_env(s3, prefix: str, **override) -> dict:
