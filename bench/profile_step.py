@@ -108,7 +108,9 @@ def _args(cuda: bool) -> argparse.Namespace:
     ap.add_argument("--recipe", default="fast", help="a key of params.yaml's recipes (default: fast)")
     ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     ap.add_argument("--model", choices=sorted(model.ARCHITECTURES), help="override the recipe's net")
-    ap.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+    ap.add_argument(
+        "--batch-size", type=int, default=None if cuda else 32, help="override the recipe's (CPU default: 32)"
+    )
     ap.add_argument("--warmup", type=int, default=3 if cuda else 1, help="steps before timing (compile)")
     ap.add_argument("--steps", type=int, help="profiled steps (default: train.log_every on CUDA, 2 on CPU)")
     ap.add_argument("--compile", choices=["auto", "on", "off"], help="override train.compile")

@@ -43,6 +43,7 @@ if [ "${1:-}" != "--no-wheels" ]; then
 fi
 
 echo "pack.sh: parts and manifest under $DEST ($(du -sh "$DEST" | cut -f1)), wheels in .whl ($(du -sh .whl 2>/dev/null | cut -f1))"
+[[ "$DEST" != /* ]] || exit 0  # a scratch pack (run.sh --dry-run) travels nowhere
 echo "On the GPU host, one device call per part, back to back (a warm machine keeps what came before):"
 parts=("$DEST"/*.part-*)
 for i in "${!parts[@]}"; do

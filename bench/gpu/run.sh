@@ -59,6 +59,7 @@ step() {  # step NAME CAP_S CMD...: run CMD for at most min(CAP_S, time left); i
 }
 
 if [ "$MODE" = stash ]; then
+  nvidia-smi -L || true
   stash
   exit 0
 fi
@@ -73,7 +74,13 @@ else
   fi
 fi
 [ -n "${BENCH_COMMIT:-}" ] || ! [ -f "$DATA/meta/COMMIT" ] || export BENCH_COMMIT="$(cat "$DATA/meta/COMMIT")"
-"$PY" -c 'import sys, torch; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.cuda.is_available())'
+"$PY" - <<'EOF' | tee -a "$OUT/results.jsonl"  # what every line below ran on
+import json, os, sys, torch
+from bench._common import commit
+gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+host = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.version.cuda, "gpu": gpu}
+print(json.dumps({"step": "host", **host, "cpus": os.cpu_count(), "commit": commit(".")}))
+EOF
 
 REAL=0
 if stash && "$PY" -m bench.gpu.chunks join "$STASH/MANIFEST.md5" "$WORK/data" --search "$STASH"; then
