@@ -33,3 +33,28 @@ def sync(device) -> None:
         import torch
 
         torch.cuda.synchronize(device)
+
+
+def commit(root) -> str:
+    """The code's git commit for a result line: $BENCH_COMMIT (set where the tree travels without .git,
+    e.g. the GPU host), else `git rev-parse` with `-dirty` for uncommitted tracked changes, else 'unknown'."""
+    import os
+
+    if os.environ.get("BENCH_COMMIT"):
+        return os.environ["BENCH_COMMIT"]
+    try:
+        git = ["git", "-C", str(root)]
+        sha = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def device_name(device) -> str:
+    """'NVIDIA H200' on CUDA; 'cpu (N threads)' on CPU, the threads torch computes with."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
