@@ -9,10 +9,14 @@ LOCKS := $(LAYERS:%=env/%.lock)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCKS) 2>/dev/null | sha256sum | cut -c1-12)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run-local smoke test lint format ui bench clean
+.PHONY: help install run-local smoke test test-fast docs lint format ui bench clean
 
-help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+# ---- start here ---------------------------------------------------------------
+
+# `make help`: each `# ---- title ----` line is a heading, each `target: ## text` a line under it.
+help: ## list the targets, by section
+	@awk '/^#+ ---- / { sub(/^#+ ---- /, ""); sub(/ *-+$$/, ""); printf "\n%s\n", $$0; next } \
+	    /^[a-zA-Z_-]+:.*## / { split($$0, a, /:.*## /); printf "  make %-18s %s\n", a[1], a[2] }' $(MAKEFILE_LIST)
 
 # Exactly the lock, every layer (versions and sha256 hashes of every package, dev tools too),
 # then the project itself without resolving anything.
@@ -30,6 +34,7 @@ install: $(STAMP) ## create .venv from every layer of the dependency lock, env/*
 run-local: $(STAMP) ## run the pipeline (dvc repro) directly on this machine
 	PIPELINE_EXECUTOR=local dvc repro
 
+# ---- first run, tests, docs -----------------------------------------------------
 EXECUTOR ?= local
 smoke: $(STAMP) ## whole pipeline on small synthetic data, away from real outputs (EXECUTOR=docker: in containers)
 ifeq ($(EXECUTOR),docker)
@@ -42,6 +47,12 @@ endif
 test: $(STAMP) ## run the test suite with coverage (the 85% floor applies to the full run only)
 	$(PY) -m pytest --cov --cov-report=term $(if $(PYTEST_ARGS),--cov-fail-under=0) $(PYTEST_ARGS)
 
+test-fast: $(STAMP) ## unit + integration tests without Docker, slow or fault cases; no coverage floor
+	$(PY) -m pytest -m "not docker and not slow and not faults" tests/unit tests/integration $(PYTEST_ARGS)
+
+docs: $(STAMP) ## build the docs site into site/ (mkdocs --strict: a dead link or a page not in the nav fails)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 lint: $(STAMP) ## ruff lint + format check, the import layers and mypy (pyproject.toml); non-zero on any finding
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -52,6 +63,7 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# ---- tools ---------------------------------------------------------------------
 ui: $(STAMP) ## serve the MLflow UI for the project's local store on http://127.0.0.1:5000
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000
 
@@ -323,7 +335,7 @@ schedule: $(STAMP) ## serve the nightly Prefect deployment here (AUTOMATION_CRON
 hooks: $(STAMP) ## opt-in pre-push hook: `git push` first pushes the DVC outputs the pushed commits' dvc.lock names
 	$(PY) -m flows.hooks install
 
-airflow-venv: ## build .venv-airflow (Airflow 3, kept apart from .venv; see README)
+airflow-venv: ## build .venv-airflow (Airflow 3, kept apart from .venv; see docs/automation.md)
 	.ci/setup-airflow.sh
 
 automation-smoke: $(STAMP) airflow-venv ## Prefect flow + Airflow `dags test` on the smoke sandbox, one injected fault; one JSON line

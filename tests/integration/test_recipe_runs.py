@@ -49,7 +49,11 @@ def recipe_run(trained_template, tmp_path_factory, base_params):
     return run
 
 
-@pytest.mark.parametrize("name, net", [("fast", "resnet9"), ("resnet18", "resnet18")])
+# The ResNet-18 epoch and the TTA views are the slowest tests outside e2e (2 and 1 min on 2 busy
+# cores): `slow`, so `make test-fast` leaves them to `make test`.
+@pytest.mark.parametrize(
+    "name, net", [("fast", "resnet9"), pytest.param("resnet18", "resnet18", marks=pytest.mark.slow)]
+)
 def test_each_recipe_trains_one_short_epoch(recipe_run, base_params, name, net):
     root = recipe_run(name)
     card = model_card.load(root / "models")
@@ -69,6 +73,7 @@ def test_each_recipe_trains_one_short_epoch(recipe_run, base_params, name, net):
     assert not any(key.startswith("recipes.") for key in logged)  # only the recipe in use, as train.*
 
 
+@pytest.mark.slow
 def test_tta_keeps_the_shape_and_averages_the_views(recipe_run):
     """Exact properties of TTA on any net: shapes, and the flip view group is the mean of
     the image's and its mirror's logits. Whether TTA helps is a statistical claim about a

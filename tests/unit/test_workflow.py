@@ -1,7 +1,8 @@
-"""The CI workflow parses and has its four jobs, wired as the README says."""
+"""The CI workflow parses and has its three jobs, wired as docs/testing.md says: each test runs once."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -25,11 +26,18 @@ def test_runs_on_push_and_pull_request(workflow):
     assert {"push", "pull_request"} <= set(triggers)
 
 
-def test_test_job_runs_the_suite(workflow):
-    job = workflow["jobs"]["test"]
-    assert "if" not in job
-    text = steps_text(job)
-    assert "make install" in text and "make test" in text and ".ci/setup-mlflow2.sh" in text
+def test_the_suite_runs_once_in_one_job_through_the_ci_entry_point(workflow):
+    assert set(workflow["jobs"]) == {"test", "metrics-diff", "dagshub-mirror"}
+    runs_tests = [
+        name for name, job in workflow["jobs"].items() if re.search(r"make test|pytest|\.ci/run", steps_text(job))
+    ]
+    assert runs_tests == ["test"]
+
+
+def test_ci_entry_point_runs_lint_docs_then_the_readme_test_command():
+    lines = [line.split("#")[0].strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    order = [lines.index(cmd) for cmd in ("make install", "make lint", "make docs", "make test")]
+    assert order == sorted(order)
 
 
 def test_metrics_diff_reports_on_pull_requests_only(workflow):
@@ -57,6 +65,6 @@ def test_no_secret_is_interpolated_into_a_script(workflow):
             assert "secrets." not in str(step.get("run", "")), f"{name}: pass secrets through env"
 
 
-def test_docker_job_runs_the_ci_entry_point_as_root(workflow):
-    job = workflow["jobs"]["docker"]
+def test_test_job_runs_the_ci_entry_point_as_root(workflow):
+    job = workflow["jobs"]["test"]
     assert "if" not in job and ".ci/run" in steps_text(job) and "sudo" in steps_text(job)
