@@ -30,7 +30,8 @@ CONTRACT = {
 
 
 def _yaml(path: Path):
-    return YAML(typ="safe", pure=True).load(path.read_text())
+    """The file as YAML, compose's required-variable guards (`${VAR:?message}`) read as `${VAR}`."""
+    return YAML(typ="safe", pure=True).load(re.sub(r"\$\{(\w+):\?[^}]*\}", r"${\1}", path.read_text()))
 
 
 def _metrics(expr: str) -> set[str]:
