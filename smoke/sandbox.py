@@ -27,7 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = (
     "stages",
     "runner",
+    "proc",  # ops and sweep run git and dvc through it
+    "serve",  # `make check-params` checks params.yaml's serve: section through serve.settings
     "sweep",
+    "containers",  # the stage and serve image recipes (`make build`)
     "dvc.yaml",
     "params.yaml",
     ".dvcignore",
