@@ -29,6 +29,8 @@ from pathlib import Path
 
 from ops import retry
 from proc.git import head
+from proc.secrets import redact
+from runner.credentials import read_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ("pull", "reproduce", "push", "git_sync", "report")
@@ -62,9 +64,13 @@ def classify(returncode: int, output: str) -> str:
     return "transient" if retry.classify(output) == "transient" else "permanent"
 
 
+MAKE_NOISE = re.compile(r"^make(\[\d+\])?: \*\*\*")  # make's own `*** [Makefile:N: target] Error 1`
+
+
 def last_line(output: str) -> str:
-    """The most telling line of a failed step's output (its last error line), for messages."""
-    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    """The most telling line of a failed step's output (its last error line, never make's echo of
+    the exit status), for messages and notifications."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip() and not MAKE_NOISE.match(ln.strip())]
     errors = [ln for ln in lines if re.search(r"\berror\b|fatal|refus|failed", ln, re.I)]
     return (errors or lines or ["no output"])[-1][:300]
 
@@ -100,6 +106,11 @@ def step_env(project: Path, run: Path, extra: dict[str, str] | None = None) -> d
     env["AUTOMATION_RUN_DIR"] = str(run)
     env["GIT_TERMINAL_PROMPT"] = "0"
     return env
+
+
+def scrub(text: str, project: Path) -> str:
+    """text with the secrets of the environment and the project's .env masked (as notifications are)."""
+    return redact(redact(text, os.environ), read_env_file(project / ".env"))
 
 
 def _execute(cmd: list[str], cwd: Path, env: dict, timeout_s: float) -> tuple[int, str]:
@@ -152,6 +163,7 @@ def run_step(step: str, cmd: list[str], project: Path, run: Path, timeout_s: flo
         code, out = 0, f"{skip_reason(step, project)}\n"
     else:
         code, out = _execute(cmd, project, step_env(project, run), timeout_s)
+    out = scrub(out, project)
     (run / f"{step}.log").write_text(out)
     sys.stdout.write(out if out.endswith("\n") or not out else out + "\n")
     kind = classify(code, out)
