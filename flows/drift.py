@@ -19,6 +19,8 @@ from pathlib import Path
 from flows import notify
 
 METRIC = "cifar100_drift_detected"
+FIRST_RETRY_S = 2.0  # after a failed poll; doubles per failure in a row
+MAX_RETRY_S = 300.0  # the longest wait between failed polls (or poll_s when longer)
 
 
 def drift_flag(text: str) -> bool:
@@ -68,7 +70,8 @@ class RateLimit:
 
 
 def poll_once(url: str, limit: RateLimit, start_run: Callable[[], object], now: float | None = None) -> str:
-    """One poll: 'unreachable', 'quiet', 'rate-limited' or 'triggered' (then a run was started)."""
+    """One poll: 'unreachable', 'quiet', 'rate-limited' or 'triggered' (then a run was started).
+    A run that fails to start raises (watch retries it with backoff) and is neither recorded nor notified."""
     flag = scrape(url)
     if flag is None:
         return "unreachable"
@@ -77,17 +80,34 @@ def poll_once(url: str, limit: RateLimit, start_run: Callable[[], object], now: 
     now = time.time() if now is None else now
     if not limit.allows(now):
         return "rate-limited"
-    limit.record(now)  # before starting: a run that fails to start must not be retried every poll
-    notify.send("drift", "drift detected: retraining", f"{METRIC} is 1 at {url}; a retrain run was started")
     start_run()
+    limit.record(now)
+    notify.send("drift", "drift detected: retraining", f"{METRIC} is 1 at {url}; a retrain run was started")
     return "triggered"
 
 
+def backoff_s(failures: int, poll_s: float) -> float:
+    """The wait after the n-th failed poll in a row: FIRST_RETRY_S doubling, never over max(poll_s, MAX_RETRY_S)."""
+    return min(FIRST_RETRY_S * 2 ** (failures - 1), max(poll_s, MAX_RETRY_S))
+
+
 def watch(url: str, limit: RateLimit, start_run: Callable[[], object], poll_s: float, stop: threading.Event) -> None:
-    """Poll every poll_s until stop is set; each outcome other than 'quiet' is printed."""
-    last = None
+    """Poll every poll_s until stop is set; each outcome other than 'quiet' is printed. A poll that
+    raises (the deployment not registered yet, the API down) is one line and retried with backoff:
+    it never ends the watcher."""
+    last, failures = None, 0
     while not stop.is_set():
-        outcome = poll_once(url, limit, start_run)
+        try:
+            outcome = poll_once(url, limit, start_run)
+        except Exception as exc:  # any failure of one poll; the next one may succeed
+            failures += 1
+            wait = backoff_s(failures, poll_s)
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            print(f"drift-trigger: {url}: poll failed ({type(exc).__name__}: {reason}); retrying in {wait:g} s", flush=True)
+            last = "failed"
+            stop.wait(wait)
+            continue
+        failures = 0
         if outcome != last or outcome == "triggered":
             print(f"drift-trigger: {url}: {outcome}", flush=True)
         last = outcome

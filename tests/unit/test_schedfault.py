@@ -3,9 +3,12 @@ logs are scrubbed as notifications are, and the drift watcher survives a failed 
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
-from flows import steps
+from flows import drift, steps
+from tests.support.metrics import DRIFT, Metrics
 
 SECRET = "s3cr3t-token-value-123"
 DOTENV_SECRET = "aws-secret-from-dotenv-456"
@@ -36,3 +39,45 @@ def test_step_logs_are_scrubbed_of_secrets(tmp_path, monkeypatch, capsys):
     assert "token *** key ***" in shown
     for secret in (SECRET, DOTENV_SECRET, "pw-789"):
         assert secret not in shown
+
+
+class NotRegistered(Exception):
+    """What run_deployment raises before `serve` has registered the deployment (a 404)."""
+
+
+def test_drift_watcher_survives_a_failed_start_and_never_notifies_it(tmp_path, monkeypatch, capsys):
+    """The drift flag is on at start and the deployment is not there yet: the first start fails;
+    the watcher logs it, retries with backoff, starts the run once it can, and notifies only that."""
+    monkeypatch.setattr(drift, "FIRST_RETRY_S", 0.05)
+    sent: list[str] = []
+    monkeypatch.setattr(drift.notify, "send", lambda kind, title, body, *a: sent.append(body))
+    attempts: list[int] = []
+    stop = threading.Event()
+
+    def start_run() -> None:
+        attempts.append(1)
+        if len(attempts) <= 2:
+            raise NotRegistered("Deployment 'cifar100-retrain/nightly' not found (404)")
+        stop.set()
+
+    metrics = Metrics(DRIFT)
+    limit = drift.RateLimit(tmp_path / "drift.json", min_interval_s=3600)
+    thread = threading.Thread(target=drift.watch, args=(metrics.url, limit, start_run, 3600, stop), daemon=True)
+    try:
+        thread.start()
+        thread.join(timeout=120)
+    finally:
+        stop.set()
+        metrics.close()
+    assert not thread.is_alive() and len(attempts) == 3
+    assert len(sent) == 1 and "a retrain run was started" in sent[0]
+    out = capsys.readouterr().out.splitlines()
+    failed = [ln for ln in out if "poll failed (NotRegistered" in ln]
+    assert len(failed) == 2 and "retrying in 0.05 s" in failed[0] and "retrying in 0.1 s" in failed[1]
+    assert out[-1].endswith(": triggered") and limit.last() > 0
+
+
+def test_drift_backoff_doubles_up_to_its_cap():
+    waits = [drift.backoff_s(n, poll_s=60) for n in range(1, 12)]
+    assert waits[:3] == [2, 4, 8] and max(waits) == drift.MAX_RETRY_S
+    assert drift.backoff_s(20, poll_s=7200) == 7200
