@@ -102,8 +102,8 @@ def watch(url: str, limit: RateLimit, start_run: Callable[[], object], poll_s: f
         except Exception as exc:  # any failure of one poll; the next one may succeed
             failures += 1
             wait = backoff_s(failures, poll_s)
-            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-            print(f"drift-trigger: {url}: poll failed ({type(exc).__name__}: {reason}); retrying in {wait:g} s", flush=True)
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            print(f"drift-trigger: {url}: poll failed ({reason}); retrying in {wait:g} s", flush=True)
             last = "failed"
             stop.wait(wait)
             continue

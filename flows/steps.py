@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from pathlib import Path
 
 from ops import retry
 from proc.git import head
+from proc.run import run_group
 from proc.secrets import redact
 from runner.credentials import read_env_file
 
@@ -64,7 +63,7 @@ def classify(returncode: int, output: str) -> str:
     return "transient" if retry.classify(output) == "transient" else "permanent"
 
 
-MAKE_NOISE = re.compile(r"^make(\[\d+\])?: \*\*\*")  # make's own `*** [Makefile:N: target] Error 1`
+MAKE_NOISE = re.compile(r"^make(\[\d+\])?: \*\*\* \[.*\] Error \d+$")  # make's own `*** [Makefile:N: target] Error 1`
 
 
 def last_line(output: str) -> str:
@@ -113,24 +112,6 @@ def scrub(text: str, project: Path) -> str:
     return redact(redact(text, os.environ), read_env_file(project / ".env"))
 
 
-def _execute(cmd: list[str], cwd: Path, env: dict, timeout_s: float) -> tuple[int, str]:
-    """Run cmd in its own process group, output echoed and kept; on timeout the whole group goes."""
-    proc = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-    try:
-        out, _ = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            out, _ = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
-        return 124, f"{out}\nerror: step timed out after {timeout_s:g} s (AUTOMATION_TIMEOUT_*)"
-    return proc.returncode, out
-
-
 def _injected(step: str, run: Path) -> bool:
     """True once per run for the step named in AUTOMATION_FAULT (a test hook)."""
     if os.environ.get(FAULT_ENV) != step:
@@ -162,7 +143,7 @@ def run_step(step: str, cmd: list[str], project: Path, run: Path, timeout_s: flo
     elif skip_reason(step, project):
         code, out = 0, f"{skip_reason(step, project)}\n"
     else:
-        code, out = _execute(cmd, project, step_env(project, run), timeout_s)
+        code, out = run_group(cmd, project, step_env(project, run), timeout_s)
     out = scrub(out, project)
     (run / f"{step}.log").write_text(out)
     sys.stdout.write(out if out.endswith("\n") or not out else out + "\n")
