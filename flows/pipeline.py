@@ -4,8 +4,8 @@ Each task runs one of the project's entry points (flows/steps.py) in the project
 directory; DVC decides what reruns and caches it, so Prefect result caching is off.
 A task is retried, with exponential backoff, only after a transient failure
 (remote unreachable, MLflow 5xx, Docker daemon busy); a failed validation or a
-bad param fails the flow at once. Each task has a timeout. A failed or crashed
-flow sends a failure notification; the report step notifies promotions.
+bad param fails the flow at once. Each task has a timeout. A failed, crashed or
+cancelled flow sends a failure notification; the report step notifies promotions.
 
 `python -m flows.pipeline [--project DIR] [--executor docker|local] [--steps a,b]`
 runs the flow once and prints its final state and summary as one JSON line.
@@ -48,7 +48,8 @@ def step_task(step: str, cmd: list[str], project: str, run: str, timeout_s: floa
 
 
 def _notify_failure(flow, flow_run, state) -> None:
-    notify.send("failure", f"{flow.name} run {flow_run.name} ended {state.name}", state.message or "no message")
+    ended = "Cancelled" if state.is_cancelling() else state.name  # the runner notifies as it cancels
+    notify.send("failure", f"{flow.name} run {flow_run.name} ended {ended}", state.message or "no message")
 
 
 def _run_id() -> str:
@@ -57,7 +58,14 @@ def _run_id() -> str:
     return flow_run.get_id() or uuid.uuid4().hex
 
 
-@flow(name=FLOW_NAME, on_failure=[_notify_failure], on_crashed=[_notify_failure], log_prints=True)
+# A run cancelled (`make schedule` stopped while it ran: the runner cancels it) notifies as a failure too.
+@flow(
+    name=FLOW_NAME,
+    on_failure=[_notify_failure],
+    on_crashed=[_notify_failure],
+    on_cancellation=[_notify_failure],
+    log_prints=True,
+)
 def retrain(
     project: str = ".", executor: str | None = None, steps: list[str] | None = None, reason: str = "manual"
 ) -> dict:
