@@ -14,6 +14,7 @@ runs the flow once and prints its final state and summary as one JSON line.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import uuid
 from pathlib import Path
@@ -41,10 +42,28 @@ def retry_transient(task, task_run, state) -> bool:
     return False
 
 
+class OneLineFailures(logging.Filter):
+    """A failed step is its one line (StepFailed names the step, the kind and the reason; the whole
+    output is in <run>/<step>.log): Prefect's tracebacks of it are dropped, and so is the flow's
+    repeat of what its task already logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, StepFailed):
+            record.exc_info, record.exc_text = None, None
+            return not record.getMessage().startswith("Encountered exception during execution")
+        return True
+
+
+for _name in ("prefect.task_runs", "prefect.flow_runs"):
+    logging.getLogger(_name).addFilter(OneLineFailures())
+
+
 @task(cache_policy=NO_CACHE, retry_condition_fn=retry_transient, log_prints=True)
-def step_task(step: str, cmd: list[str], project: str, run: str, timeout_s: float) -> float:
+def step_task(step: str, cmd: list[str], project: str, run: str, timeout_s: float, remote_timeout_s: float) -> float:
     """One step; returns its seconds."""
-    return run_step(step, cmd, Path(project), Path(run), timeout_s).seconds
+    extra = {"AUTOMATION_REMOTE_TIMEOUT_S": f"{remote_timeout_s:g}"}
+    return run_step(step, cmd, Path(project), Path(run), timeout_s, extra).seconds
 
 
 def _notify_failure(flow, flow_run, state) -> None:
@@ -84,7 +103,7 @@ def retrain(
             retries=cfg.retries,
             retry_delay_seconds=exponential_backoff(cfg.retry_delay_s) if cfg.retry_delay_s else 0,
             timeout_seconds=cfg.timeouts_s[step] + TIMEOUT_GRACE_S,
-        )(step, cmds[step], str(cfg.project), str(run), cfg.timeouts_s[step])
+        )(step, cmds[step], str(cfg.project), str(run), cfg.timeouts_s[step], cfg.remote_timeout_s)
     report = run / "report.json"
     summary = json.loads(report.read_text()) if "report" in chosen and report.exists() else {}
     return {**summary, "retried": retries_in(run), "run_dir": str(run)}

@@ -34,6 +34,7 @@ from runner.credentials import read_env_file
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ("pull", "reproduce", "push", "git_sync", "report")
 EX_TEMPFAIL = 75
+REMOTE_TIMEOUT_S = 120.0  # AUTOMATION_REMOTE_TIMEOUT_S's default: one attempt of a pull or push
 FAULT_ENV = "AUTOMATION_FAULT"  # test hook: STEP fails once per run with a transient error
 FAULT_MESSAGE = "ERROR: unexpected error - Could not connect to the endpoint URL (injected fault, {step})"
 
@@ -99,9 +100,10 @@ def run_dir(project: Path, run_id: str) -> Path:
 
 
 def step_env(project: Path, run: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """os.environ, one attempt per remote operation (the engine retries the step), and the run's folder."""
+    """os.environ, one bounded attempt per remote operation (the engine retries the step), the run's folder."""
     env = {**os.environ, **(extra or {})}
     env["REMOTE_ATTEMPTS"] = "1"
+    env["REMOTE_ATTEMPT_TIMEOUT_S"] = env.get("AUTOMATION_REMOTE_TIMEOUT_S") or str(REMOTE_TIMEOUT_S)
     env["AUTOMATION_RUN_DIR"] = str(run)
     env["GIT_TERMINAL_PROMPT"] = "0"
     return env
@@ -130,8 +132,11 @@ def skip_reason(step: str, project: Path) -> str | None:
     return None
 
 
-def run_step(step: str, cmd: list[str], project: Path, run: Path, timeout_s: float) -> StepResult:
-    """Run one step's command in the project; raise StepFailed (transient or not) when it fails."""
+def run_step(
+    step: str, cmd: list[str], project: Path, run: Path, timeout_s: float, extra_env: dict[str, str] | None = None
+) -> StepResult:
+    """Run one step's command in the project; raise StepFailed (transient or not) when it fails. The output
+    is echoed when the step succeeds; a failure is the one line of StepFailed (the whole output: <step>.log)."""
     run.mkdir(parents=True, exist_ok=True)
     if not (run / "start_rev").exists():  # the commit the run started from, for the metrics diff
         (run / "start_rev").write_text(head(project) or "")
@@ -143,13 +148,13 @@ def run_step(step: str, cmd: list[str], project: Path, run: Path, timeout_s: flo
     elif skip_reason(step, project):
         code, out = 0, f"{skip_reason(step, project)}\n"
     else:
-        code, out = run_group(cmd, project, step_env(project, run), timeout_s)
+        code, out = run_group(cmd, project, step_env(project, run, extra_env), timeout_s)
     out = scrub(out, project)
     (run / f"{step}.log").write_text(out)
-    sys.stdout.write(out if out.endswith("\n") or not out else out + "\n")
     kind = classify(code, out)
     if kind != "ok":
         raise StepFailed(step, code, kind == "transient", last_line(out))
+    sys.stdout.write(out if out.endswith("\n") or not out else out + "\n")
     return StepResult(step, out, time.monotonic() - start)
 
 

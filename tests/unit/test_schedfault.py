@@ -3,13 +3,22 @@ logs are scrubbed as notifications are, and the drift watcher survives a failed 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
-from flows import drift, steps
+from flows import drift, settings, steps
+from ops import retry
+from ops.common import Fail
+from tests.support.blackhole import Blackhole, dvc_project_with_remote
 from tests.support.metrics import DRIFT, Metrics
 
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "s3cr3t-token-value-123"
 DOTENV_SECRET = "aws-secret-from-dotenv-456"
 MAKEFILE = """\
@@ -81,3 +90,38 @@ def test_drift_backoff_doubles_up_to_its_cap():
     waits = [drift.backoff_s(n, poll_s=60) for n in range(1, 12)]
     assert waits[:3] == [2, 4, 8] and max(waits) == drift.MAX_RETRY_S
     assert drift.backoff_s(20, poll_s=7200) == 7200
+
+
+def test_a_hung_remote_costs_one_bounded_attempt(tmp_path):
+    """A remote that accepts connections and never answers: one attempt ends after
+    REMOTE_ATTEMPT_TIMEOUT_S with the one-line 'unreachable' reason (transient, so the engine retries)."""
+    hole = Blackhole()
+    project = dvc_project_with_remote(tmp_path, hole.url)
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y" * 12, "REMOTE_ATTEMPTS": "1"}
+    env.update({"REMOTE_ATTEMPT_TIMEOUT_S": "10", "PYTHONPATH": str(ROOT)})
+    start = time.monotonic()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "ops.remote", "push"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
+    finally:
+        hole.close()
+    assert time.monotonic() - start < 120 and done.returncode == 1
+    line = done.stderr.strip()
+    assert "\n" not in line and "unreachable after 1 attempt (timed out after 10 s)" in line
+    assert steps.classify(done.returncode, line) == "transient"
+
+
+def test_attempt_timeout_setting():
+    assert retry.attempt_timeout_s({}) == 3600
+    assert retry.attempt_timeout_s({"REMOTE_ATTEMPT_TIMEOUT_S": "1"}) == 10  # kept within 10 to 86400
+    with pytest.raises(Fail, match="REMOTE_ATTEMPT_TIMEOUT_S='soon' is not a number"):
+        retry.attempt_timeout_s({"REMOTE_ATTEMPT_TIMEOUT_S": "soon"})
+    env = steps.step_env(Path("."), Path("run"), {"AUTOMATION_REMOTE_TIMEOUT_S": "45"})
+    assert (env["REMOTE_ATTEMPTS"], env["REMOTE_ATTEMPT_TIMEOUT_S"]) == ("1", "45")
+    assert settings.load(".", {}).remote_timeout_s == steps.REMOTE_TIMEOUT_S == 120

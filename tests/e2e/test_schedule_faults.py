@@ -1,11 +1,12 @@
-"""`make schedule` and a flow run, stopped by a real signal (issue 24): `python -m flows.serve`
-and `python -m flows.pipeline` as real subprocesses against a real Prefect server
+"""`make schedule` and a flow run stopped by a real signal, and a remote that is down (issue 24):
+`python -m flows.serve` and `python -m flows.pipeline` as real subprocesses against a real Prefect server
 (prefect_test_harness), a real /metrics endpoint with the drift flag up from the start, and
 a webhook receiver on 127.0.0.1. The reproduce step is a `make run-local` that sleeps, so
 runs are in flight when the signal comes. Bounds are generous: a loaded 2-core machine."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -18,6 +19,7 @@ import pytest
 
 from flows import pipeline
 from flows.webhook import WebhookReceiver
+from tests.support.blackhole import Blackhole, dvc_project_with_remote
 from tests.support.metrics import DRIFT, Metrics
 
 pytestmark = pytest.mark.slow
@@ -154,3 +156,25 @@ def test_flow_run_stopped_by_sigterm_notifies_and_exits_within_seconds(api_url, 
     assert seconds < 60 and len(failures(hook)) == 1, (seconds, hook.payloads)
     assert "Crashed" in failures(hook)[0]["title"]
     wait_for("the step stopped with its flow", lambda: not any(alive(p) for p in step_pids(proj)), 30)
+
+
+def test_hung_remote_is_one_line_per_attempt_and_a_bounded_budget(api_url, tmp_path):
+    """push against a remote that never answers: each attempt ends after AUTOMATION_REMOTE_TIMEOUT_S and is
+    one line; no traceback; the run ends with the one-line reason."""
+    hole = Blackhole()
+    proj = dvc_project_with_remote(tmp_path, hole.url)
+    subprocess.run(["git", "add", "-A"], cwd=proj, check=True)
+    env = child_env(api_url, remote_timeout_s="10", retries="2", retry_delay_s="1", notify_urls="")
+    env.update({"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y" * 12})
+    cmd = [sys.executable, "-m", "flows.pipeline", "--project", ".", "--steps", "push"]
+    start = time.monotonic()
+    try:
+        done = subprocess.run(cmd, cwd=proj, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        hole.close()
+    seconds, out = time.monotonic() - start, done.stdout + done.stderr
+    assert done.returncode == 1 and seconds < 200 and "Traceback" not in out, out
+    attempts = [ln for ln in out.splitlines() if "Task run failed with exception: StepFailed" in ln]
+    assert len(attempts) == 3 and all("unreachable after 1 attempt (timed out after 10 s)" in a for a in attempts)
+    assert len([ln for ln in out.splitlines() if ln.strip()]) <= 15, out
+    assert "unreachable after 1 attempt" in json.loads(done.stdout.strip().splitlines()[-1])["message"]
