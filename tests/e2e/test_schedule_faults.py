@@ -178,3 +178,25 @@ def test_hung_remote_is_one_line_per_attempt_and_a_bounded_budget(api_url, tmp_p
     assert len(attempts) == 3 and all("unreachable after 1 attempt (timed out after 10 s)" in a for a in attempts)
     assert len([ln for ln in out.splitlines() if ln.strip()]) <= 15, out
     assert "unreachable after 1 attempt" in json.loads(done.stdout.strip().splitlines()[-1])["message"]
+
+
+MLFLOW_DOWN = """\
+mlflow-check:
+\t@echo 'mlflow-check: error: MLflow at http://127.0.0.1:9 rejected the credentials: fix .env' >&2; exit 1
+run-local: mlflow-check
+\t@echo never
+"""
+
+
+def test_failure_notification_carries_the_steps_own_reason(api_url, tmp_path):
+    """`make run-local` stopped by its mlflow-check: the notification names mlflow-check's reason, not make's line."""
+    (tmp_path / "Makefile").write_text(MLFLOW_DOWN)
+    with WebhookReceiver() as hook:
+        env = child_env(api_url, notify_urls=hook.apprise_url)
+        cmd = [sys.executable, "-m", "flows.pipeline", "--project", ".", "--steps", "reproduce"]
+        done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        wait_for("failure notification", lambda: failures(hook), 30)
+    assert done.returncode == 1
+    (sent,) = failures(hook)
+    assert "mlflow-check: error: MLflow at http://127.0.0.1:9 rejected the credentials" in sent["message"]
+    assert "make: ***" not in sent["message"]
