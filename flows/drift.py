@@ -3,8 +3,9 @@
 AUTOMATION_DRIFT_MIN_INTERVAL_S, so a stuck alarm cannot start runs in a loop.
 
 The time of the last triggered run is kept in <project>/.automation/drift.json, so a
-restarted watcher keeps the limit. Each trigger sends one drift notification; a
-rate-limited alarm sends none.
+restarted watcher keeps the limit. Each trigger sends one drift notification, after the run
+was queued; a rate-limited alarm, or a run that failed to start, sends none. A poll that fails
+(the Prefect API or the deployment not there) is one line and retried with backoff.
 """
 
 from __future__ import annotations
