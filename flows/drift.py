@@ -3,8 +3,9 @@
 AUTOMATION_DRIFT_MIN_INTERVAL_S, so a stuck alarm cannot start runs in a loop.
 
 The time of the last triggered run is kept in <project>/.automation/drift.json, so a
-restarted watcher keeps the limit. Each trigger sends one drift notification; a
-rate-limited alarm sends none.
+restarted watcher keeps the limit. Each trigger sends one drift notification, after the run
+was queued; a rate-limited alarm, or a run that failed to start, sends none. A poll that fails
+(the Prefect API or the deployment not there) is one line and retried with backoff.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from flows import notify
 
 METRIC = "cifar100_drift_detected"
+FIRST_RETRY_S = 2.0  # after a failed poll; doubles per failure in a row
+MAX_RETRY_S = 300.0  # the longest wait between failed polls (or poll_s when longer)
 
 
 def drift_flag(text: str) -> bool:
@@ -68,7 +71,8 @@ class RateLimit:
 
 
 def poll_once(url: str, limit: RateLimit, start_run: Callable[[], object], now: float | None = None) -> str:
-    """One poll: 'unreachable', 'quiet', 'rate-limited' or 'triggered' (then a run was started)."""
+    """One poll: 'unreachable', 'quiet', 'rate-limited' or 'triggered' (then a run was started).
+    A run that fails to start raises (watch retries it with backoff) and is neither recorded nor notified."""
     flag = scrape(url)
     if flag is None:
         return "unreachable"
@@ -77,17 +81,34 @@ def poll_once(url: str, limit: RateLimit, start_run: Callable[[], object], now: 
     now = time.time() if now is None else now
     if not limit.allows(now):
         return "rate-limited"
-    limit.record(now)  # before starting: a run that fails to start must not be retried every poll
-    notify.send("drift", "drift detected: retraining", f"{METRIC} is 1 at {url}; a retrain run was started")
     start_run()
+    limit.record(now)
+    notify.send("drift", "drift detected: retraining", f"{METRIC} is 1 at {url}; a retrain run was started")
     return "triggered"
 
 
+def backoff_s(failures: int, poll_s: float) -> float:
+    """The wait after the n-th failed poll in a row: FIRST_RETRY_S doubling, never over max(poll_s, MAX_RETRY_S)."""
+    return min(FIRST_RETRY_S * 2 ** (failures - 1), max(poll_s, MAX_RETRY_S))
+
+
 def watch(url: str, limit: RateLimit, start_run: Callable[[], object], poll_s: float, stop: threading.Event) -> None:
-    """Poll every poll_s until stop is set; each outcome other than 'quiet' is printed."""
-    last = None
+    """Poll every poll_s until stop is set; each outcome other than 'quiet' is printed. A poll that
+    raises (the deployment not registered yet, the API down) is one line and retried with backoff:
+    it never ends the watcher."""
+    last, failures = None, 0
     while not stop.is_set():
-        outcome = poll_once(url, limit, start_run)
+        try:
+            outcome = poll_once(url, limit, start_run)
+        except Exception as exc:  # any failure of one poll; the next one may succeed
+            failures += 1
+            wait = backoff_s(failures, poll_s)
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            print(f"drift-trigger: {url}: poll failed ({reason}); retrying in {wait:g} s", flush=True)
+            last = "failed"
+            stop.wait(wait)
+            continue
+        failures = 0
         if outcome != last or outcome == "triggered":
             print(f"drift-trigger: {url}: {outcome}", flush=True)
         last = outcome

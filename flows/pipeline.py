@@ -4,8 +4,8 @@ Each task runs one of the project's entry points (flows/steps.py) in the project
 directory; DVC decides what reruns and caches it, so Prefect result caching is off.
 A task is retried, with exponential backoff, only after a transient failure
 (remote unreachable, MLflow 5xx, Docker daemon busy); a failed validation or a
-bad param fails the flow at once. Each task has a timeout. A failed or crashed
-flow sends a failure notification; the report step notifies promotions.
+bad param fails the flow at once. Each task has a timeout. A failed, crashed or
+cancelled flow sends a failure notification; the report step notifies promotions.
 
 `python -m flows.pipeline [--project DIR] [--executor docker|local] [--steps a,b]`
 runs the flow once and prints its final state and summary as one JSON line.
@@ -14,6 +14,7 @@ runs the flow once and prints its final state and summary as one JSON line.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import uuid
 from pathlib import Path
@@ -41,14 +42,33 @@ def retry_transient(task, task_run, state) -> bool:
     return False
 
 
+class OneLineFailures(logging.Filter):
+    """A failed step is its one line (StepFailed names the step, the kind and the reason; the whole
+    output is in <run>/<step>.log): Prefect's tracebacks of it are dropped, and so is the flow's
+    repeat of what its task already logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, StepFailed):
+            record.exc_info, record.exc_text = None, None
+            return not record.getMessage().startswith("Encountered exception during execution")
+        return True
+
+
+for _name in ("prefect.task_runs", "prefect.flow_runs"):
+    logging.getLogger(_name).addFilter(OneLineFailures())
+
+
 @task(cache_policy=NO_CACHE, retry_condition_fn=retry_transient, log_prints=True)
-def step_task(step: str, cmd: list[str], project: str, run: str, timeout_s: float) -> float:
+def step_task(step: str, cmd: list[str], project: str, run: str, timeout_s: float, remote_timeout_s: float) -> float:
     """One step; returns its seconds."""
-    return run_step(step, cmd, Path(project), Path(run), timeout_s).seconds
+    extra = {"AUTOMATION_REMOTE_TIMEOUT_S": f"{remote_timeout_s:g}"}
+    return run_step(step, cmd, Path(project), Path(run), timeout_s, extra).seconds
 
 
 def _notify_failure(flow, flow_run, state) -> None:
-    notify.send("failure", f"{flow.name} run {flow_run.name} ended {state.name}", state.message or "no message")
+    ended = "Cancelled" if state.is_cancelling() else state.name  # the runner notifies as it cancels
+    notify.send("failure", f"{flow.name} run {flow_run.name} ended {ended}", state.message or "no message")
 
 
 def _run_id() -> str:
@@ -57,7 +77,14 @@ def _run_id() -> str:
     return flow_run.get_id() or uuid.uuid4().hex
 
 
-@flow(name=FLOW_NAME, on_failure=[_notify_failure], on_crashed=[_notify_failure], log_prints=True)
+# A run cancelled (`make schedule` stopped while it ran: the runner cancels it) notifies as a failure too.
+@flow(
+    name=FLOW_NAME,
+    on_failure=[_notify_failure],
+    on_crashed=[_notify_failure],
+    on_cancellation=[_notify_failure],
+    log_prints=True,
+)
 def retrain(
     project: str = ".", executor: str | None = None, steps: list[str] | None = None, reason: str = "manual"
 ) -> dict:
@@ -76,7 +103,7 @@ def retrain(
             retries=cfg.retries,
             retry_delay_seconds=exponential_backoff(cfg.retry_delay_s) if cfg.retry_delay_s else 0,
             timeout_seconds=cfg.timeouts_s[step] + TIMEOUT_GRACE_S,
-        )(step, cmds[step], str(cfg.project), str(run), cfg.timeouts_s[step])
+        )(step, cmds[step], str(cfg.project), str(run), cfg.timeouts_s[step], cfg.remote_timeout_s)
     report = run / "report.json"
     summary = json.loads(report.read_text()) if "report" in chosen and report.exists() else {}
     return {**summary, "retried": retries_in(run), "run_dir": str(run)}

@@ -45,6 +45,7 @@ RetryDelay = Annotated[float, _within(0, 3600)]
 Timeout = Annotated[float, _within(1, 7 * DAY_S)]
 Poll = Annotated[float, _within(1, DAY_S)]
 Interval = Annotated[float, _within(0, 30 * DAY_S)]
+AttemptTimeout = Annotated[float, _within(10, DAY_S)]
 
 
 class AutomationSettings(EnvSettings):
@@ -64,6 +65,7 @@ class AutomationSettings(EnvSettings):
     timeout_push_s: Timeout = DEFAULT_TIMEOUTS_S["push"]
     timeout_git_sync_s: Timeout = DEFAULT_TIMEOUTS_S["git_sync"]
     timeout_report_s: Timeout = DEFAULT_TIMEOUTS_S["report"]
+    remote_timeout_s: AttemptTimeout = 120.0  # one attempt of pull/push: a hung remote costs this, then a retry
     notify_urls: str = ""  # Apprise URLs, space- or comma-separated; empty = no notifications
     drift_url: str = ""  # a Prometheus /metrics URL showing cifar100_drift_detected
     drift_poll_s: Poll = 60.0

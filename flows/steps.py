@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -29,10 +27,14 @@ from pathlib import Path
 
 from ops import retry
 from proc.git import head
+from proc.run import run_group
+from proc.secrets import redact
+from runner.credentials import read_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ("pull", "reproduce", "push", "git_sync", "report")
 EX_TEMPFAIL = 75
+REMOTE_TIMEOUT_S = 120.0  # AUTOMATION_REMOTE_TIMEOUT_S's default: one attempt of a pull or push
 FAULT_ENV = "AUTOMATION_FAULT"  # test hook: STEP fails once per run with a transient error
 FAULT_MESSAGE = "ERROR: unexpected error - Could not connect to the endpoint URL (injected fault, {step})"
 
@@ -62,9 +64,13 @@ def classify(returncode: int, output: str) -> str:
     return "transient" if retry.classify(output) == "transient" else "permanent"
 
 
+MAKE_NOISE = re.compile(r"^make(\[\d+\])?: \*\*\* \[.*\] Error \d+$")  # make's own `*** [Makefile:N: target] Error 1`
+
+
 def last_line(output: str) -> str:
-    """The most telling line of a failed step's output (its last error line), for messages."""
-    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    """The most telling line of a failed step's output (its last error line, never make's echo of
+    the exit status), for messages and notifications."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip() and not MAKE_NOISE.match(ln.strip())]
     errors = [ln for ln in lines if re.search(r"\berror\b|fatal|refus|failed", ln, re.I)]
     return (errors or lines or ["no output"])[-1][:300]
 
@@ -94,30 +100,18 @@ def run_dir(project: Path, run_id: str) -> Path:
 
 
 def step_env(project: Path, run: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """os.environ, one attempt per remote operation (the engine retries the step), and the run's folder."""
+    """os.environ, one bounded attempt per remote operation (the engine retries the step), the run's folder."""
     env = {**os.environ, **(extra or {})}
     env["REMOTE_ATTEMPTS"] = "1"
+    env["REMOTE_ATTEMPT_TIMEOUT_S"] = env.get("AUTOMATION_REMOTE_TIMEOUT_S") or str(REMOTE_TIMEOUT_S)
     env["AUTOMATION_RUN_DIR"] = str(run)
     env["GIT_TERMINAL_PROMPT"] = "0"
     return env
 
 
-def _execute(cmd: list[str], cwd: Path, env: dict, timeout_s: float) -> tuple[int, str]:
-    """Run cmd in its own process group, output echoed and kept; on timeout the whole group goes."""
-    proc = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-    try:
-        out, _ = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            out, _ = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
-        return 124, f"{out}\nerror: step timed out after {timeout_s:g} s (AUTOMATION_TIMEOUT_*)"
-    return proc.returncode, out
+def scrub(text: str, project: Path) -> str:
+    """text with the secrets of the environment and the project's .env masked (as notifications are)."""
+    return redact(redact(text, os.environ), read_env_file(project / ".env"))
 
 
 def _injected(step: str, run: Path) -> bool:
@@ -138,8 +132,11 @@ def skip_reason(step: str, project: Path) -> str | None:
     return None
 
 
-def run_step(step: str, cmd: list[str], project: Path, run: Path, timeout_s: float) -> StepResult:
-    """Run one step's command in the project; raise StepFailed (transient or not) when it fails."""
+def run_step(
+    step: str, cmd: list[str], project: Path, run: Path, timeout_s: float, extra_env: dict[str, str] | None = None
+) -> StepResult:
+    """Run one step's command in the project; raise StepFailed (transient or not) when it fails. The output
+    is echoed when the step succeeds; a failure is the one line of StepFailed (the whole output: <step>.log)."""
     run.mkdir(parents=True, exist_ok=True)
     if not (run / "start_rev").exists():  # the commit the run started from, for the metrics diff
         (run / "start_rev").write_text(head(project) or "")
@@ -151,12 +148,13 @@ def run_step(step: str, cmd: list[str], project: Path, run: Path, timeout_s: flo
     elif skip_reason(step, project):
         code, out = 0, f"{skip_reason(step, project)}\n"
     else:
-        code, out = _execute(cmd, project, step_env(project, run), timeout_s)
+        code, out = run_group(cmd, project, step_env(project, run, extra_env), timeout_s)
+    out = scrub(out, project)
     (run / f"{step}.log").write_text(out)
-    sys.stdout.write(out if out.endswith("\n") or not out else out + "\n")
     kind = classify(code, out)
     if kind != "ok":
         raise StepFailed(step, code, kind == "transient", last_line(out))
+    sys.stdout.write(out if out.endswith("\n") or not out else out + "\n")
     return StepResult(step, out, time.monotonic() - start)
 
 

@@ -12,7 +12,9 @@ configured credentials, so a wrong password stops before `dvc repro` deletes a
 stage's outputs to rerun it.
 
 Unreachable remotes are retried (REMOTE_ATTEMPTS, default 3; waits of
-REMOTE_RETRY_DELAY_S, 2 s, doubling); every failure ends in one line naming the fix.
+REMOTE_RETRY_DELAY_S, 2 s, doubling); an attempt that takes over REMOTE_ATTEMPT_TIMEOUT_S
+(default 3600; the automation sets AUTOMATION_REMOTE_TIMEOUT_S, 120) counts as unreachable.
+Every failure ends in one line naming the fix.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import argparse
 import os
 
 from ops.common import child_env, dvc, main
-from ops.retry import classify, retry_policy, retrying
+from ops.retry import attempt_timeout_s, classify, retry_policy, retrying
 from ops.settings import settings
 from proc.run import Done, Fail, last_error, run
 from proc.secrets import redact
@@ -77,8 +79,9 @@ def transfer(what: str, remote_name: str | None) -> None:
     env = settings()
     remote = remote_of(remote_name)
     attempts, delay = retry_policy(env)
+    timeout = attempt_timeout_s({**os.environ, **env})
     cmd = dvc(what, "--run-cache", "-r", remote[0])
-    done, tries = retrying(lambda: run(cmd, child_env(env), echo=True), attempts, delay, what)
+    done, tries = retrying(lambda: run(cmd, child_env(env), echo=True, timeout=timeout), attempts, delay, what)
     if done.returncode:
         raise Fail(explain(what, done, tries, remote))
     print(f"{what}: done (remote '{remote[0]}', {remote[1]})")

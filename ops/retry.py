@@ -127,3 +127,14 @@ def retry_policy(env: Mapping[str, str]) -> tuple[int, float]:
     except ValueError as exc:
         raise Fail(f"REMOTE_ATTEMPTS must be an integer and REMOTE_RETRY_DELAY_S a number: {exc}") from None
     return max(1, min(attempts, 10)), max(0.0, min(delay, 60.0))
+
+
+def attempt_timeout_s(env: Mapping[str, str]) -> float:
+    """Seconds one attempt of a remote operation may take (REMOTE_ATTEMPT_TIMEOUT_S, default 3600, 10 to 86400):
+    a remote that accepts connections but never answers then costs one bounded, transient attempt.
+    A cut-off transfer loses nothing: DVC's files are content-addressed, so the next attempt sends only the rest."""
+    raw = env.get("REMOTE_ATTEMPT_TIMEOUT_S") or "3600"
+    try:
+        return max(10.0, min(float(raw), 86400.0))
+    except ValueError:
+        raise Fail(f"REMOTE_ATTEMPT_TIMEOUT_S={raw!r} is not a number: set a number of seconds") from None

@@ -6,7 +6,9 @@ the sweep driver and the automation. Stdlib only at import: Airflow's venv impor
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -59,3 +61,41 @@ def run(
             if line.strip() and not line.startswith(("ERROR:", "Having any troubles")):
                 print(redact(line, env or {}))
     return Done(done.returncode, done.stdout)
+
+
+def stop_group(proc: subprocess.Popen, grace_s: float) -> str:
+    """SIGTERM proc's whole process group, SIGKILL after grace_s; the output it had left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:  # the group is gone already
+            pass
+        try:
+            return proc.communicate(timeout=grace_s)[0] or ""
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.communicate()[0] or ""
+
+
+def run_group(cmd: Sequence[str], cwd, env: Mapping[str, str], timeout_s: float) -> tuple[int, str]:
+    """(exit status, output) of cmd run in its own process group (stdout and stderr merged). The whole
+    group is stopped on timeout (exit 124) and when the caller is interrupted (a SIGTERM turned into an
+    exception by Prefect, a Ctrl-C): a stopped run never leaves its step running behind it."""
+    proc = subprocess.Popen(
+        list(cmd),
+        cwd=cwd,
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        out = stop_group(proc, grace_s=30)
+        return 124, f"{out}\nerror: step timed out after {timeout_s:g} s (AUTOMATION_TIMEOUT_*)"
+    except BaseException:
+        stop_group(proc, grace_s=10)
+        raise
+    return proc.returncode, out

@@ -12,7 +12,8 @@ Settings come from the environment the scheduler (or `airflow dags test`) runs i
 AUTOMATION_PROJECT (project dir, default: this checkout), AUTOMATION_VENV (the
 project's venv, default <project>/.venv), AUTOMATION_EXECUTOR (docker|local),
 AUTOMATION_CRON, AUTOMATION_RETRIES, AUTOMATION_RETRY_DELAY_S, AUTOMATION_STEPS
-(a comma-separated subset, for benches), AUTOMATION_TIMEOUT_<STEP>_S.
+(a comma-separated subset, for benches), AUTOMATION_TIMEOUT_<STEP>_S,
+AUTOMATION_REMOTE_TIMEOUT_S (one attempt of a pull or push; read by flows.steps).
 """
 
 from __future__ import annotations

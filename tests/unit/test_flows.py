@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from flows import drift, notify, report, settings, steps
 from flows.webhook import WebhookReceiver
 from ops.common import Fail
+from tests.support.metrics import DRIFT, QUIET, Metrics
 
 SECRET = "s3cr3t-token-value-123"
 
@@ -130,37 +130,6 @@ def test_notification_to_a_dead_endpoint_is_reported_not_raised(capsys):
     assert not notify.send("failure", "x", "y", "json://127.0.0.1:9/nothing-listens")
     assert not notify.send("failure", "x", "y", "notascheme://what")
     assert "not delivered" in capsys.readouterr().err
-
-
-class Metrics:
-    """A /metrics endpoint on 127.0.0.1 serving whatever `text` holds."""
-
-    def __init__(self, text: str):
-        self.text = text
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                body = outer.text.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/metrics"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-DRIFT = "# TYPE cifar100_drift_detected gauge\ncifar100_drift_detected 1.0\ncifar100_drift_score 0.9\n"
-QUIET = "# TYPE cifar100_drift_detected gauge\ncifar100_drift_detected 0.0\n"
 
 
 def test_drift_flag_parsing():
