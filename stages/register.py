@@ -100,6 +100,7 @@ def register(cfg: params.Params, model_dir: Path, metrics_path: Path, profile_pa
     from stages.lib import registry, sweepmode, tracking
 
     fsio.remove(out)
+    sweepmode.check_wanted()  # an experiment its sweep lost (a killed queue worker) registers nothing
     card = model_card.load(model_dir)
     cli.require(metrics_path, producer="evaluate")
     cli.require(profile_path, producer="profile")
