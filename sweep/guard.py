@@ -16,7 +16,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from stages.lib import fsio, locks, sweepmode
+from stages.lib import fsio, locks, sweepalive
 from stages.lib.cli import PipelineError
 from sweep import dvcq, lost
 from sweep.state import Sweep
@@ -26,7 +26,7 @@ PREFIX = "sweep-"  # sweep ids (sweep/run.py new_id): DVC names their experiment
 
 def hold(root: Path, sweep_id: str) -> int:
     """The project's sweep lock, held until the fd is closed; one line naming the holder when taken."""
-    path = sweepmode.lock_path(root)
+    path = sweepalive.lock_path(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = locks.try_lock(path, f"pid {os.getpid()} sweep {sweep_id}")
     if fd is None:

@@ -6,7 +6,7 @@ orphan and would still register a model for an experiment DVC never collects.
 The driver asks, each poll, whether every running experiment's exec-run process
 still has a live `dvc exp queue-worker` parent (Linux /proc); one whose worker
 is gone is dropped: marked in .dvc/tmp/sweep-dropped (its register refuses,
-stages/lib/sweepmode.py), its processes killed, its task marked failed in the
+stages/lib/sweepalive.py), its processes killed, its task marked failed in the
 queue, its temp workspace under .dvc/tmp/exps removed.
 """
 
@@ -18,7 +18,7 @@ import shutil
 import signal
 from pathlib import Path
 
-from stages.lib import fsio, sweepmode
+from stages.lib import fsio, sweepalive
 
 LOST_AFTER_S = 60.0  # `Running` with neither its process nor a known worker: longer than any collection
 
@@ -92,7 +92,7 @@ def drop(root: Path, names: list[str], why: str = "its queue worker died") -> No
     from dvc.repo import Repo
 
     for name in names:
-        fsio.write_bytes(sweepmode.dropped_path(root, name), f"dropped by its sweep: {why}\n".encode())
+        fsio.write_bytes(sweepalive.dropped_path(root, name), f"dropped by its sweep: {why}\n".encode())
     with Repo(str(root)) as repo:
         queue = repo.experiments.celery_queue
         entries = {e.name: e for e in queue.iter_active() if e.name in names}

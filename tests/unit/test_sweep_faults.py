@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.lib import locks, sweepmode
+from stages.lib import locks, sweepalive
 from stages.lib.cli import PipelineError
 from sweep import __main__ as cli
 from sweep import grid, guard, report, run
@@ -84,23 +84,24 @@ def test_register_of_a_lost_experiment_is_refused(tmp_path):
     env = {"PIPELINE_SWEEP_ID": "sweep-a", "DVC_ROOT": str(tmp_path), "DVC_EXP_NAME": "sweep-a-1"}
     (tmp_path / ".dvc" / "tmp").mkdir(parents=True)
     with pytest.raises(PipelineError, match="sweep sweep-a is gone \\(its driver stopped\\)"):
-        sweepmode.check_wanted(env)
+        sweepalive.check_wanted(env)
     fd = guard.hold(tmp_path, "sweep-a")
     try:
-        sweepmode.check_wanted(env)  # wanted
+        sweepalive.check_wanted(env)  # wanted
         with pytest.raises(PipelineError, match="another sweep runs now"):
-            sweepmode.check_wanted({**env, "PIPELINE_SWEEP_ID": "sweep-b"})
-        sweepmode.dropped_path(tmp_path, "sweep-a-1").parent.mkdir()
-        sweepmode.dropped_path(tmp_path, "sweep-a-1").write_text("dropped by its sweep: its queue worker died\n")
+            sweepalive.check_wanted({**env, "PIPELINE_SWEEP_ID": "sweep-b"})
+        sweepalive.dropped_path(tmp_path, "sweep-a-1").parent.mkdir()
+        sweepalive.dropped_path(tmp_path, "sweep-a-1").write_text("dropped by its sweep: its queue worker died\n")
         with pytest.raises(PipelineError, match="dropped experiment sweep-a-1 \\(dropped by its sweep: its queue"):
-            sweepmode.check_wanted(env)
+            sweepalive.check_wanted(env)
     finally:
         os.close(fd)
-    sweepmode.check_wanted({"DVC_ROOT": str(tmp_path)})  # not a sweep: nothing to check
+    sweepalive.check_wanted({"DVC_ROOT": str(tmp_path)})  # not a sweep: nothing to check
 
 
 def test_a_failed_points_reason_is_its_stage_error():
-    log = "Running stage 'train':\n> python -m runner train\ntrain: error: recipes.fast.lr must be > 0, got -1\nERROR: failed to reproduce 'train'\n"
+    log = "Running stage 'train':\n> python -m runner train\ntrain: error: recipes.fast.lr must be > 0, got -1\n"
+    log += "ERROR: failed to reproduce 'train'\n"
     assert report.reason(log) == "train: error: recipes.fast.lr must be > 0, got -1"
     assert report.reason("ERROR: failed to reproduce 'train': oops\n") == "ERROR: failed to reproduce 'train': oops"
     assert report.reason("") == "no error line in its log"
