@@ -10,6 +10,7 @@ so changing it retrains nothing.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +30,22 @@ def dropped_path(root: str | Path, name: str) -> Path:
     return Path(root) / ".dvc" / "tmp" / "sweep-dropped" / name
 
 
+def held(path: Path) -> bool:
+    """Whether some process holds the flock on `path`; read-only, so a stage container of another
+    uid can ask too (flock needs no write access)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops a flock this probe took
+    return False
+
+
 def check_wanted(environ: Mapping[str, str] | None = None) -> None:
     """Raise unless this sweep experiment is still wanted: its sweep's driver is alive (it holds
     the project's sweep lock and names this sweep there) and has not dropped it."""
@@ -39,9 +56,7 @@ def check_wanted(environ: Mapping[str, str] | None = None) -> None:
     path = lock_path(root)
     if not path.parent.is_dir():
         return  # no project to ask (not run by DVC's queue)
-    fd = locks.try_lock(path, f"pid {os.getpid()} checking for a live sweep")
-    if fd is not None:
-        os.close(fd)
+    if not held(path):
         raise PipelineError(f"sweep {sweep_id} is gone (its driver stopped): experiment {name} registers nothing")
     if sweep_id not in locks.holder(path).split():
         raise PipelineError(f"sweep {sweep_id} is gone (another sweep runs now): experiment {name} registers nothing")

@@ -116,6 +116,9 @@ def test_ctrl_c_and_a_killed_driver_leave_nothing_the_next_sweep_trips_on(tmp_pa
     project = sweep_smoke.prepare(tmp_path / "project", TINY, env)
     first = _driver(project, env, "0.01,0.02")
     _when_computing(project, first)
+    other = _driver(project, env, "0.5")  # a second sweep while one runs: refused, nothing queued
+    out, _ = other.communicate(timeout=300)
+    assert other.returncode == 1 and out.startswith("sweep: error: another sweep runs in ") and out.count("\n") == 1
     first.send_signal(signal.SIGINT)
     out, _ = first.communicate(timeout=600)
     assert first.returncode == 130, out
