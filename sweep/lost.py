@@ -37,6 +37,14 @@ def alive(pid: int | None) -> bool:
     return pid is not None and _stat(pid) is not None
 
 
+def exec_run(pid: int | None) -> bool:
+    """Whether PID is alive and still a `dvc exp exec-run` (not a reused pid)."""
+    try:
+        return alive(pid) and b"exec-run" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
 def worker_parent(pid: int) -> int | None:
     """The live queue worker that runs exec-run process PID, or None when it has none."""
     fields = _stat(pid)
@@ -79,7 +87,7 @@ def running(root: Path) -> dict[str, tuple[str, int | None]]:
 
 
 def kill_tree(pid: int | None) -> None:
-    if pid is None or not alive(pid):
+    if pid is None or not exec_run(pid):
         return
     for victim in [pid, *descendants(pid)]:
         with contextlib.suppress(OSError):
@@ -124,11 +132,11 @@ class Watch:
         for name, (_, pid) in running(root).items():
             if name not in names:
                 continue
-            worker = worker_parent(pid) if pid is not None and alive(pid) else None
+            worker = worker_parent(pid) if pid is not None and exec_run(pid) else None
             if worker is not None:
                 self.workers[name] = worker
                 self.unknown_since.pop(name, None)
-            elif alive(pid) or (name in self.workers and not alive(self.workers[name])):
+            elif exec_run(pid) or (name in self.workers and not alive(self.workers[name])):
                 found.append(name)  # an orphaned exec-run, or an ended one whose worker died
             elif name not in self.workers and now - self.unknown_since.setdefault(name, now) > LOST_AFTER_S:
                 found.append(name)

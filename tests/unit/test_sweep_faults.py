@@ -144,3 +144,24 @@ def test_an_interrupted_or_dead_sweeps_parent_run_ends_killed(tmp_path, monkeypa
         "sweep: cleared what a dead sweep left: 1 running experiment(s) killed, 1 queued removed (sweep-a-1, sweep-a-2)"
     ]
     assert locks.holder(tmp_path / "nothing") == "?"
+
+
+def test_a_dead_worker_fails_its_point_and_the_queued_ones_get_a_worker(monkeypatch):
+    sequence = iter(
+        [
+            {"s-1": "Running", "s-2": "Queued"},
+            {"s-1": "Failed", "s-2": "Running"},
+            {"s-1": "Failed", "s-2": "Success"},
+        ]
+    )
+    dropped, starts, said = [], [], []
+    monkeypatch.setattr(run.dvcq, "status", lambda root: next(sequence))
+    monkeypatch.setattr(run.dvcq, "start", lambda root, jobs, env: starts.append(jobs))
+    monkeypatch.setattr(run.mlruns, "epochs", lambda sw: {})
+    monkeypatch.setattr(run.lost.Watch, "lost", lambda self, root, names, now: [n for n in names if n == "s-1"])
+    monkeypatch.setattr(run.lost, "drop", lambda root, names: dropped.append(names))
+    sw = Sweep(Path("."), "s", ["a=1,2"], [], 1, names=["s-1", "s-2"])
+    run.wait(sw, {}, said.append, poll_s=0.01, timeout_s=60)
+    assert dropped == [["s-1"]] and starts == [1]  # a worker for s-2 at once, not after RESTART_AFTER_S
+    assert said[0] == "sweep: experiment s-1 FAILED: its queue worker died (killed? out of memory?): experiment dropped"
+    assert sw.states == {"s-1": "Failed", "s-2": "Success"} and "s-1" in sw.reasons
