@@ -163,6 +163,9 @@ def run(
     except KeyboardInterrupt:
         guard.interrupted(sw)
         raise
+    except Exception:
+        guard.end_parent({"parent_run": sw.parent_run, "tracking_uri": sw.tracking_uri}, "FAILED")  # none left open
+        raise
     finally:
         os.close(lock)
 

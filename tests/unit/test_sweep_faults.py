@@ -165,3 +165,13 @@ def test_a_dead_worker_fails_its_point_and_the_queued_ones_get_a_worker(monkeypa
     assert dropped == [["s-1"]] and starts == [1]  # a worker for s-2 at once, not after RESTART_AFTER_S
     assert said[0] == "sweep: experiment s-1 FAILED: its queue worker died (killed? out of memory?): experiment dropped"
     assert sw.states == {"s-1": "Failed", "s-2": "Success"} and "s-1" in sw.reasons
+
+
+def test_success_is_said_only_of_results_dvc_has(monkeypatch):
+    shown = {"s-1": {"params": {}, "metrics": {"test.top1": 0.5}}, "s-2": {"params": {}, "metrics": {}}}
+    monkeypatch.setattr(run.dvcq, "show", lambda root, *select: shown)
+    sw = Sweep(Path("."), "s", [], [], 1, baseline="abc", names=["s-1", "s-2", "s-3"])
+    sw.states = {"s-1": "Success", "s-2": "Success", "s-3": "Success"}
+    report.check_results(sw)
+    assert sw.states == {"s-1": "Success", "s-2": "Failed", "s-3": "Failed"}
+    assert sw.reasons["s-3"] == "the queue says Success but DVC has no results for it (`dvc exp show`)"
