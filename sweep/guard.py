@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from stages.lib.cli import PipelineError
 from sweep import dvcq, lost
 from sweep.state import Sweep
 
+WORKER_EXIT_S = 60.0  # an idle worker leaves within seconds of `dvc queue stop`
 PREFIX = "sweep-"  # sweep ids (sweep/run.py new_id): DVC names their experiments SWEEP_ID-1..k
 
 
@@ -71,6 +73,23 @@ def clear_leftovers(root: Path, record_path: Path, say: Callable[[str], None]) -
         f"sweep: cleared what a dead sweep left: {len(running)} running experiment(s) killed, "
         f"{len(queued)} queued removed ({', '.join(sorted(left)[:5])})"
     )
+
+
+def retire_workers(root: Path) -> None:
+    """With the queue empty: let go any worker left by an earlier sweep. A worker keeps the environment
+    of the `dvc queue start` that made it (the old sweep's id and parent run): the new sweep's
+    experiments must get workers of their own."""
+    pids = lost.workers(root)
+    if not pids:
+        return
+    dvcq.stop(root)
+    deadline = time.monotonic() + WORKER_EXIT_S
+    while any(lost.alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid in pids:
+        if lost.alive(pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)  # idle: the queue holds nothing unfinished
 
 
 def interrupted(sw: Sweep) -> None:

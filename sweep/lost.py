@@ -13,6 +13,7 @@ queue, its temp workspace under .dvc/tmp/exps removed.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -71,6 +72,17 @@ def descendants(pid: int) -> list[int]:
         out += kids
         todo += kids
     return out
+
+
+def workers(root: Path) -> list[int]:
+    """Live `dvc exp queue-worker` processes of this project (DVC records each one's pid)."""
+    pids = []
+    for info in (root / ".dvc" / "tmp" / "exps" / "celery").glob("dvc-exp-worker-*.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            pid = int(json.loads(info.read_text())["pid"])
+            if alive(pid) and b"queue-worker" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+                pids.append(pid)
+    return pids
 
 
 def running(root: Path) -> dict[str, tuple[str, int | None]]:

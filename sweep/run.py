@@ -180,6 +180,7 @@ def _locked(
             f"DVC's queue already holds {len(others)} unfinished experiment(s) ({', '.join(others[:5])}): "
             "wait for them (`dvc queue status`) or drop them (`dvc queue kill NAME`, `dvc queue remove --queued`)"
         )
+    guard.retire_workers(sw.root)
     sw.baseline = dvcq.head(sw.root)
     mlruns.open_parent(sw, environ)
     env = worker_env(sw, environ)
