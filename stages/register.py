@@ -97,9 +97,10 @@ def _decide(client, name: str, version: str, is_new: bool, top1: float, margin: 
 def register(cfg: params.Params, model_dir: Path, metrics_path: Path, profile_path: Path, out: Path) -> dict:
     from mlflow import MlflowClient
 
-    from stages.lib import registry, sweepmode, tracking
+    from stages.lib import registry, sweepalive, sweepmode, tracking
 
     fsio.remove(out)
+    sweepalive.check_wanted()  # an experiment its sweep lost (a killed queue worker) registers nothing
     card = model_card.load(model_dir)
     cli.require(metrics_path, producer="evaluate")
     cli.require(profile_path, producer="profile")

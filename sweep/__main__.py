@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as exc:
         print(f"sweep: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("sweep: interrupted: its experiments stopped, its MLflow parent run ended as KILLED", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

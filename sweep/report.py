@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,3 +148,20 @@ def write(root: Path, record: dict) -> Path:
     for path in (MD, PNG):
         client.log_artifact(record["parent_run"], str(root / path), "sweep")
     return root / MD
+
+
+def reason(log: str) -> str:
+    """A failed experiment's cause: its stage's one-line error (`stage: error: ...`), else DVC's last ERROR."""
+    found = re.findall(r"^\w+: error: .*$", log, flags=re.M) or re.findall(r"^ERROR: .*$", log, flags=re.M)
+    return found[-1].strip() if found else "no error line in its log"
+
+
+def check_results(sw) -> None:
+    """A `Success` DVC's queue reports counts only if `dvc exp show` has the experiment's metrics."""
+    from sweep import dvcq
+
+    shown = dvcq.show(sw.root, "--rev", sw.baseline)
+    for name, state in sw.states.items():
+        if state == "Success" and not shown.get(name, {}).get("metrics"):
+            sw.states[name] = "Failed"
+            sw.reasons[name] = "the queue says Success but DVC has no results for it (`dvc exp show`)"

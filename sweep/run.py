@@ -15,6 +15,7 @@ exits non-zero naming them.
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -23,8 +24,9 @@ from pathlib import Path
 from runner import gpu_lease
 from stages.lib import fsio, sweepmode
 from stages.lib.cli import PipelineError
-from sweep import dvcq, mlruns
-from sweep.state import Sweep, grid_keys
+from sweep import dvcq, guard, lost, mlruns, report
+from sweep.grid import check as check_grid
+from sweep.state import Sweep
 
 RECORD = Path("reports/sweep.json")  # the last sweep: id, parent run, experiments (read by sweep-report)
 LOG_DIR = Path("reports/sweep_logs")
@@ -41,8 +43,9 @@ def default_jobs(environ: Mapping[str, str]) -> int:
 
 
 def new_id(now: datetime | None = None) -> str:
+    """sweep-YYYYmmdd-HHMMSS-xxxx: the random part keeps two sweeps started in one second apart."""
     now = now or datetime.now(timezone.utc)
-    return f"sweep-{now:%Y%m%d-%H%M%S}"
+    return f"sweep-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 def worker_env(sw: Sweep, environ: Mapping[str, str]) -> dict[str, str]:
@@ -74,12 +77,16 @@ def wait(sw: Sweep, env: Mapping[str, str], say: Callable[[str], None], poll_s: 
     A queue worker can die on a race in DVC's filesystem message broker (treeverse/dvc#10398:
     JSONDecodeError in kombu): when experiments wait while fewer than N run for RESTART_AFTER_S,
     `dvc queue start -j N` again (it starts only the missing workers)."""
-    deadline, last, short_since = time.monotonic() + timeout_s, "", None
+    deadline, last, short_since, watch = time.monotonic() + timeout_s, "", None, lost.Watch()
     while True:
         known = dvcq.status(sw.root)
         sw.states = {n: known.get(n, "Unknown") for n in sw.names}
         if all(s in dvcq.DONE for s in sw.states.values()):
             break
+        gone = watch.lost(sw.root, [n for n, s in sw.states.items() if s == "Running"], time.monotonic())
+        if gone:
+            drop_lost(sw, gone, env, say)
+            sw.states.update(dict.fromkeys(gone, "Failed"))
         running = sum(s == "Running" for s in sw.states.values())
         short = "Queued" in sw.states.values() and running < sw.jobs
         short_since = (short_since or time.monotonic()) if short else None
@@ -97,12 +104,24 @@ def wait(sw: Sweep, env: Mapping[str, str], say: Callable[[str], None], poll_s: 
     say(progress_line(sw.states, {}))
 
 
+def drop_lost(sw: Sweep, names: list[str], env: Mapping[str, str], say: Callable[[str], None]) -> None:
+    """Experiments whose queue worker died: failed, with the reason; the missing workers restarted."""
+    lost.drop(sw.root, names)
+    for name in names:
+        sw.reasons[name] = "its queue worker died (killed? out of memory?): experiment dropped"
+        say(f"sweep: experiment {name} FAILED: {sw.reasons[name]}")
+    if any(s == "Queued" for s in sw.states.values()):
+        dvcq.start(sw.root, sw.jobs, env)
+
+
 def save_logs(sw: Sweep) -> dict[str, Path]:
     """The queue log of each failed experiment, under reports/sweep_logs/."""
     saved = {}
     for name in sorted(n for n, s in sw.states.items() if s != "Success"):
         path = sw.root / LOG_DIR / f"{name}.log"
-        fsio.write_bytes(path, dvcq.logs(sw.root, name).encode())
+        log = dvcq.logs(sw.root, name)
+        fsio.write_bytes(path, log.encode())
+        sw.reasons.setdefault(name, report.reason(log))
         saved[name] = path
     return saved
 
@@ -110,15 +129,14 @@ def save_logs(sw: Sweep) -> dict[str, Path]:
 def finish(sw: Sweep, failed: Mapping[str, Path], say: Callable[[str], None]) -> Path:
     from mlflow import MlflowClient
 
-    from sweep import report
-
     fsio.write_json(sw.root / RECORD, sw.record())
     md = report.write(sw.root, sw.record())
     MlflowClient(sw.tracking_uri).set_terminated(sw.parent_run, "FAILED" if failed else "FINISHED")
     ok = sum(1 for s in sw.states.values() if s == "Success")
     say(f"sweep {sw.sweep_id}: {ok} of {len(sw.names)} experiments succeeded; report {md.relative_to(sw.root)}")
     for name, log in failed.items():
-        say(f"sweep: experiment {name} FAILED: its log is {log.relative_to(sw.root)} (also `dvc queue logs {name}`)")
+        why = sw.reasons.get(name, "")
+        say(f"sweep: experiment {name} FAILED: {why}; log {log.relative_to(sw.root)} (also `dvc queue logs {name}`)")
     return md
 
 
@@ -131,18 +149,38 @@ def run(
     say: Callable[[str], None] = print,
     poll_s: float = POLL_S,
 ) -> tuple[Sweep, dict[str, Path]]:
-    """Run the sweep to the end; (the sweep, {failed experiment: its saved log})."""
+    """Run the sweep to the end; (the sweep, {failed experiment: its saved log}).
+
+    Ctrl-C stops this sweep's experiments, ends its parent run as KILLED and re-raises."""
     environ = dict(os.environ if environ is None else environ)
     for key in ("PIPELINE_SWEEP_ID", "PIPELINE_SWEEP_PARENT_RUN", "PIPELINE_SWEEP_KEYS", "DVC_EXP_NAME"):
         environ.pop(key, None)  # a sweep is never nested in another
-    grid_keys(grid)  # a malformed item stops the sweep before anything is queued
     sw = Sweep(root.resolve(), new_id(), list(grid), list(fixed), jobs or default_jobs(environ))
+    check_grid(sw.root, sw.grid, sw.fixed)  # a bad point stops the sweep before anything is queued
+    lock = guard.hold(sw.root, sw.sweep_id)  # held to the end: checking the queue and queueing are one step
+    try:
+        return _locked(sw, environ, say, poll_s)
+    except KeyboardInterrupt:
+        guard.interrupted(sw)
+        raise
+    except Exception:
+        guard.end_parent({"parent_run": sw.parent_run, "tracking_uri": sw.tracking_uri}, "FAILED")  # none left open
+        raise
+    finally:
+        os.close(lock)
+
+
+def _locked(
+    sw: Sweep, environ: Mapping[str, str], say: Callable[[str], None], poll_s: float
+) -> tuple[Sweep, dict[str, Path]]:
+    guard.clear_leftovers(sw.root, RECORD, say)
     others = dvcq.busy(sw.root)
     if others:
         raise PipelineError(
             f"DVC's queue already holds {len(others)} unfinished experiment(s) ({', '.join(others[:5])}): "
-            "wait for them (`dvc queue status`) or drop them (`dvc queue remove --queued`)"
+            "wait for them (`dvc queue status`) or drop them (`dvc queue kill NAME`, `dvc queue remove --queued`)"
         )
+    guard.retire_workers(sw.root)
     sw.baseline = dvcq.head(sw.root)
     mlruns.open_parent(sw, environ)
     env = worker_env(sw, environ)
@@ -154,6 +192,7 @@ def run(
     dvcq.start(sw.root, sw.jobs, env)
     timeout = float(environ.get("PIPELINE_SWEEP_TIMEOUT_S") or DEFAULT_TIMEOUT_S)
     wait(sw, env, say, poll_s, timeout)
+    report.check_results(sw)
     failed = save_logs(sw)
     finish(sw, failed, say)
     return sw, failed

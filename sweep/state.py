@@ -23,6 +23,7 @@ class Sweep:
     baseline: str = ""  # the commit the experiments start from
     names: list[str] = field(default_factory=list)
     states: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)  # failed experiment: why, one line
 
     @property
     def keys(self) -> list[str]:
@@ -30,7 +31,7 @@ class Sweep:
 
     def record(self) -> dict:
         keys = ["sweep_id", "grid", "fixed", "jobs", "tracking_uri", "experiment", "parent_run", "baseline"]
-        keys += ["names", "states"]
+        keys += ["names", "states", "reasons"]
         return {"keys": self.keys, **{k: getattr(self, k) for k in keys}}
 
 

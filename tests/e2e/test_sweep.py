@@ -1,4 +1,4 @@
-"""`make sweep` end to end on DVC's real queue: 6 tiny grid points, 2 workers, one bad point.
+"""`make sweep` end to end on DVC's real queue: 6 tiny grid points, 2 workers, 3 points that fail in a stage.
 
 Local executor here (with a declared fake GPU pool, so every train/evaluate
 takes and frees a real lease), and the Docker executor (dvc-runner + sibling
@@ -31,8 +31,9 @@ TINY = {
     "recipes": {"fast": {**SMOKE_OVERRIDES["recipes"]["fast"], "epochs": 1}},
     "validate": {"max_train_test_duplicates": 0},
 }
-BAD = "-1"  # recipes.fast.lr must be > 0: train stops on this point, the others go on
-GRID = [f"recipes.fast.lr=0.01,0.02,0.03,0.1,0.2,{BAD}"]  # not 0.05, the baseline: DVC would skip its train
+# lr: not 0.05, the baseline: DVC would skip its train. A floor of 1000 train images per class passes
+# the grid's typed check (sweep/grid.py) but stops validate at run time: those points fail, the others go on.
+GRID = ["recipes.fast.lr=0.01,0.02,0.1", "validate.min_train_per_class=1,1000"]
 
 
 def _prepared(root: Path, env: dict[str, str]) -> Path:
@@ -45,9 +46,9 @@ def _check(project: Path, names: list[str], failed: list[str], champion_before: 
     record = fsio.read_json(project / "reports" / "sweep.json")
     assert record["names"] == names and len(names) == 6
     assert set(dvcq.show(project)) >= set(names)  # every point is a DVC experiment, the failed one too
-    assert len(failed) == 1 and record["states"][failed[0]] == "Failed"
+    assert len(failed) == 3 and all(record["states"][n] == "Failed" for n in failed)
     log = (project / "reports" / "sweep_logs" / f"{failed[0]}.log").read_text()
-    assert "recipes.fast.lr must be > 0" in log
+    assert "validate: error:" in log and record["reasons"][failed[0]].startswith("validate: error:")
     client = MlflowClient(record["tracking_uri"])
     parent = client.get_run(record["parent_run"])
     assert parent.data.tags["sweep.id"] == record["sweep_id"] and parent.info.status == "FAILED"
@@ -58,7 +59,7 @@ def _check(project: Path, names: list[str], failed: list[str], champion_before: 
     assert all("sweep.param.recipes.fast.lr" in r.data.tags for r in children)
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")} == {"sweep/sweep.md", "sweep/sweep.png"}
     md = (project / "reports" / "sweep.md").read_text()
-    assert md.count("| Success |") == 5 and md.count("| Failed |") == 1
+    assert md.count("| Success |") == 3 and md.count("| Failed |") == 3
     assert sweep_smoke.champion(project) == champion_before == "1"
     versions = client.search_model_versions("name = 'cifar100-classifier'")
     assert sorted(v.tags.get("sweep.exp", "") for v in versions)[1:] == sorted(set(names) - set(failed))
@@ -70,12 +71,13 @@ def test_local_sweep_with_a_failing_point(tmp_path):
     project = _prepared(tmp_path, env)
     said: list[str] = []
     summary = sweep_smoke.sweep_smoke(project, GRID, 2, env, say=said.append)
-    assert summary["experiments"] == 6 and summary["succeeded"] == 5 and summary["mlflow_child_runs"] == 5
+    assert summary["experiments"] == 6 and summary["succeeded"] == 3 and summary["mlflow_child_runs"] == 3
     assert not summary["champion_moved"]
     record = fsio.read_json(project / "reports" / "sweep.json")
     _check(project, record["names"], summary["failed"], "1")
     assert any("running" in line for line in said)
-    assert f"experiment {summary['failed'][0]} FAILED: its log is reports/sweep_logs/" in said[-1]
+    assert any(f"experiment {summary['failed'][0]} FAILED: validate: error:" in line for line in said)
+    assert f"; log reports/sweep_logs/{summary['failed'][-1]}.log" in said[-1]
     # Every train/evaluate leased one fake GPU; all leases are free again.
     held = gpu_lease.try_acquire(tmp_path / "locks", ["0", "1"], 2, "test")
     assert held is not None
