@@ -92,14 +92,28 @@ def backoff_s(failures: int, poll_s: float) -> float:
     return min(FIRST_RETRY_S * 2 ** (failures - 1), max(poll_s, MAX_RETRY_S))
 
 
-def watch(url: str, limit: RateLimit, start_run: Callable[[], object], poll_s: float, stop: threading.Event) -> None:
+def watch(
+    url: str,
+    limit: RateLimit,
+    start_run: Callable[[], object],
+    poll_s: float,
+    stop: threading.Event,
+    busy: threading.Lock | None = None,
+) -> None:
     """Poll every poll_s until stop is set; each outcome other than 'quiet' is printed. A poll that
     raises (the deployment not registered yet, the API down) is one line and retried with backoff:
-    it never ends the watcher."""
+    it never ends the watcher. A poll holds `busy`, so whoever sets stop and then takes `busy` knows
+    that no trigger is under way and none will start."""
+    busy = busy or threading.Lock()
     last, failures = None, 0
     while not stop.is_set():
         try:
-            outcome = poll_once(url, limit, start_run)
+            with busy:
+                if stop.is_set():
+                    break
+                outcome = poll_once(url, limit, start_run)
+                if outcome != last or outcome == "triggered":
+                    print(f"drift-trigger: {url}: {outcome}", flush=True)
         except Exception as exc:  # any failure of one poll; the next one may succeed
             failures += 1
             wait = backoff_s(failures, poll_s)
@@ -109,7 +123,5 @@ def watch(url: str, limit: RateLimit, start_run: Callable[[], object], poll_s: f
             stop.wait(wait)
             continue
         failures = 0
-        if outcome != last or outcome == "triggered":
-            print(f"drift-trigger: {url}: {outcome}", flush=True)
         last = outcome
         stop.wait(poll_s)

@@ -27,7 +27,12 @@ def start_drift_run() -> None:
     run_deployment(name, parameters={"reason": "drift"}, timeout=0)  # queue it; the served runner picks it up
 
 
-def make_runner(stop: threading.Event):
+# A stop waits at most this long for a drift trigger under way (one run_deployment call), so the
+# stop line comes after it and nothing is triggered once that line is printed.
+TRIGGER_WAIT_S = 60.0
+
+
+def make_runner(stop: threading.Event, busy: threading.Lock):
     """Prefect's Runner (what `prefect.serve` builds), stopping on SIGTERM and SIGINT alike, in one line.
     Prefect handles only SIGTERM itself; a Ctrl-C reached the event loop and left the runner polling."""
     from prefect.runner import Runner
@@ -37,6 +42,8 @@ def make_runner(stop: threading.Event):
             if stop.is_set():
                 return  # a second Ctrl-C while stopping: the first one is under way
             stop.set()  # the drift watcher starts nothing more
+            if busy.acquire(timeout=TRIGGER_WAIT_S):  # a trigger under way ends first (bounded)
+                busy.release()
             name = signal.Signals(signum).name
             print(f"schedule: {name} received: stopped polling, pausing the schedule", flush=True)
             logging.getLogger("prefect.runner").setLevel(logging.WARNING)  # that one line says it
@@ -54,13 +61,13 @@ def main() -> int:
     except Fail as exc:
         print(f"schedule: error: {exc}", file=sys.stderr)
         return 1
-    stop = threading.Event()
-    runner = make_runner(stop)
+    stop, busy = threading.Event(), threading.Lock()
+    runner = make_runner(stop, busy)
     signal.signal(signal.SIGINT, runner.handle_sigterm)  # before asyncio.run, which then leaves it alone
     runner.add_deployment(pipeline.build_deployment(cfg))  # registered before the watcher may trigger it
     if cfg.drift_url:
         limit = drift.RateLimit(cfg.project / ".automation" / "drift.json", cfg.drift_min_interval_s)
-        args = (cfg.drift_url, limit, start_drift_run, cfg.drift_poll_s, stop)
+        args = (cfg.drift_url, limit, start_drift_run, cfg.drift_poll_s, stop, busy)
         threading.Thread(target=drift.watch, args=args, daemon=True, name="drift-trigger").start()
     print(f"schedule: serving {pipeline.FLOW_NAME}/{pipeline.DEPLOYMENT_NAME} on '{cfg.cron}' ({cfg.timezone})")
     try:
