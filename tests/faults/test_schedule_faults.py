@@ -22,7 +22,7 @@ from flows.webhook import WebhookReceiver
 from tests.support.blackhole import Blackhole, dvc_project_with_remote
 from tests.support.metrics import DRIFT, Metrics
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT_LOG = re.compile(r"^\d\d:\d\d:\d\d\.\d+ \| ")  # a flow run's own log line (the run in flight ends)
 MAKEFILE = "run-local:\n\t@echo $$$$ >> step.pids; echo reproducing; sleep 300\n"

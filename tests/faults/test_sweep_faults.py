@@ -22,7 +22,7 @@ from stages.lib import fsio, tracking
 from sweep import dvcq, lost
 from tests.e2e.test_sweep import TINY
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
 REPO = Path(__file__).parents[2]
 
 
