@@ -76,7 +76,10 @@ def flow(tmp_path_factory, mlflow_servers, moto_s3):  # noqa: F811
     root = sandbox(base, {**TINY, "register": {"model_name": MODEL}})
     for name in EXTRA:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, root / name)
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, root / name, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(ROOT / name, root / name)
     git(root, "add", *EXTRA)
     # --allow-empty: the sandbox may already hold them all
     git(
