@@ -94,7 +94,7 @@ def test_docker_sweep_with_a_failing_point(tmp_path, base_image):
     project = _prepared(tmp_path, env)  # the baseline runs locally: the sweep is what runs in containers
     locks = tmp_path / "locks"
     cmd = ["make", "--no-print-directory", "-C", str(project), "sweep", "EXECUTOR=docker", "JOBS=2"]
-    cmd += [f"GRID={GRID[0]}", f"BASE_IMAGE={base_image}", f"PIPELINE_LOCK_DIR={locks}"]
+    cmd += [f"GRID={' '.join(GRID)}", f"BASE_IMAGE={base_image}", f"PIPELINE_LOCK_DIR={locks}"]
     cmd += [f"VENV={Path(sys.executable).parent.parent}", "STAMP="]
     env = {k: v for k, v in env.items() if not k.startswith("MAKE")}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
