@@ -64,7 +64,8 @@ def classify(returncode: int, output: str) -> str:
     return "transient" if retry.classify(output) == "transient" else "permanent"
 
 
-MAKE_NOISE = re.compile(r"^make(\[\d+\])?: \*\*\* \[.*\] Error \d+$")  # make's own `*** [Makefile:N: target] Error 1`
+# make's own lines: `*** [Makefile:N: target] Error 1`, and `Entering/Leaving directory` (a sub-make, or -C)
+MAKE_NOISE = re.compile(r"^make(\[\d+\])?: (\*\*\* \[.*\] Error \d+|(Entering|Leaving) directory .*)$")
 
 
 def last_line(output: str) -> str:
