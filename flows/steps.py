@@ -28,8 +28,7 @@ from pathlib import Path
 from ops import retry
 from proc.git import head
 from proc.run import run_group
-from proc.secrets import redact
-from runner.credentials import read_env_file
+from proc.secrets import redact_all
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ("pull", "reproduce", "push", "git_sync", "report")
@@ -112,7 +111,7 @@ def step_env(project: Path, run: Path, extra: dict[str, str] | None = None) -> d
 
 def scrub(text: str, project: Path) -> str:
     """text with the secrets of the environment and the project's .env masked (as notifications are)."""
-    return redact(redact(text, os.environ), read_env_file(project / ".env"))
+    return redact_all(text, project / ".env")
 
 
 def _injected(step: str, run: Path) -> bool:

@@ -13,8 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from proc.run import Fail
-from proc.secrets import redact
-from runner.credentials import read_env_file
+from proc.secrets import redact_all
 
 __all__ = ["Fail", "child_env", "dvc", "main"]
 
@@ -33,8 +32,7 @@ def main(what: str, body: Callable[[list[str]], None], argv: list[str] | None = 
     try:
         body(sys.argv[1:] if argv is None else argv)
     except Fail as exc:
-        # Masks the secrets of both the environment and .env, whichever the operation used.
-        message = redact(redact(str(exc), os.environ), read_env_file(Path(".env")))
+        message = redact_all(str(exc), Path(".env"))
         print(f"{what}: error: {message}", file=sys.stderr)
         return 1
     return 0

@@ -7,18 +7,14 @@ the environment, never argv; `redact` masks their values and any user:password@ 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
-# Which of runner/credentials.py's REMOTE_VARS hold secret values (tests/unit/test_credentials.py
-# checks each is one); listed here, as proc may not import runner (pyproject's layers).
-SECRET_NAMES = (
-    "DAGSHUB_TOKEN",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_TRACKING_TOKEN",
-)
+from runner.credentials import SECRETS, read_env_file
+
+SECRET_NAMES = SECRETS  # the names whose values are masked (runner/credentials.py, the one list)
 # Anything that looks like a credential in a URL (scheme://user:password@host).
 URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s:]+:[^/@\s]+@")
 
@@ -30,3 +26,8 @@ def redact(text: str, env: Mapping[str, str]) -> str:
         if len(env.get(name, "")) >= 8:
             text = text.replace(env[name], "***")
     return URL_CREDENTIALS.sub(r"\1***:***@", text)
+
+
+def redact_all(text: str, env_file: Path) -> str:
+    """text with the secrets of both the environment and `env_file` (.env) masked, whichever was used."""
+    return redact(redact(text, os.environ), read_env_file(env_file))

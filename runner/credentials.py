@@ -3,8 +3,8 @@
 Everything else derives from it or is checked against it (tests/unit/test_credentials.py):
 the Makefile's REMOTE_VARS (what `make` reads from `.env` and exports), runner/compose-run.sh's
 SECRET_NAMES (what goes to the dvc-runner as a file), .env.example, stage_spec (what a stage
-container gets over stdin), ops.settings.RemoteSettings, and proc.secrets.SECRET_NAMES (those
-whose values are masked in any output: each must be one of these).
+container gets over stdin), ops.settings.RemoteSettings; SECRETS (those whose values proc.secrets
+masks in any output) is part of it.
 Here, in runner/, because the runner needs it and may not import ops (pyproject's layer contract).
 """
 
@@ -32,6 +32,15 @@ RETRY = ("REMOTE_ATTEMPTS", "REMOTE_RETRY_DELAY_S")  # push, pull, git-sync: att
 
 # What `make` takes from `.env` (a non-empty shell value wins) and exports to its recipes.
 REMOTE_VARS = DAGSHUB + S3 + MLFLOW + RETRY
+
+# The remote settings whose values are secret: masked in whatever is printed, logged or sent (proc.secrets).
+SECRETS = (
+    "DAGSHUB_TOKEN",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+)
 
 # The credentials a stage talking to MLflow uses (train, evaluate, register): the dvc-runner gets
 # them as a file (runner/compose-run.sh), a stage container over its stdin (runner/stage_spec.py).
