@@ -35,6 +35,8 @@ GPU_MODES = ("auto", "all", "none")
 MLFLOW_STAGES = frozenset({"train", "evaluate", "register"})
 MLFLOW_SETTINGS = frozenset({"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_EXPERIMENT_NAME"})
 SECRETS = frozenset(credentials.STAGE_SECRETS)
+# ingest reads a local copy of the official archive in place of the download (stages/ingest.py).
+ARCHIVE_ENV = "CIFAR100_ARCHIVE"
 
 
 def stage_secrets(stage: str, environ: Mapping[str, str]) -> dict[str, str]:
@@ -47,7 +49,7 @@ def stage_secrets(stage: str, environ: Mapping[str, str]) -> dict[str, str]:
 def stage_env(environ: Mapping[str, str], image_id: str, image_digest: str = "none", stage: str = "") -> dict[str, str]:
     """The allow-listed environment for a stage container (no secrets: those go over stdin)."""
     allowed = PASS_EXACT | (MLFLOW_SETTINGS if stage in MLFLOW_STAGES else frozenset())
-    allowed = allowed | sweep_env.PASS
+    allowed = allowed | sweep_env.PASS | ({ARCHIVE_ENV} if stage == "ingest" else set())
     env = {k: v for k, v in environ.items() if k in allowed}
     env.update(
         {
@@ -111,6 +113,9 @@ def container_spec(
     for extra in filter(None, environ.get("PIPELINE_EXTRA_MOUNTS", "").split(os.pathsep)):
         mounts[extra] = {"bind": extra, "mode": "ro"}  # e.g. a local archive outside the project
     mounts.update(sweep_env.rw_mounts(environ))
+    if stage == "ingest" and environ.get(ARCHIVE_ENV):  # read-only, at the same path, wherever it lies
+        archive = str(Path(environ[ARCHIVE_ENV]).resolve())
+        mounts.setdefault(archive, {"bind": archive, "mode": "ro"})
     return {
         "image": image,
         "command": ["python", "-m", "runner", *argv],

@@ -41,13 +41,15 @@ def _md5(value: str) -> str:
 
 
 Md5 = Annotated[Str, AfterValidator(_md5)]
+Sha256 = Annotated[Str, Field(pattern=r"^[0-9a-f]{64}$")]
 RecipeName = Annotated[Str, Field(pattern=r"^[A-Za-z0-9_-]+$")]  # DVC templates `recipes.${train.recipe}`
 
 
 @dataclass(frozen=True, config=SECTION)
 class DownloadParams:
     url: Str
-    md5: Md5
+    md5: Md5  # of the archive's bytes
+    content_sha256: Sha256  # of its content in the canonical raw format (stages/lib/dataset.py)
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -124,6 +126,9 @@ class TrainParams:
     distributed: Literal["auto", "off"]  # auto = one torchrun process per GPU when more than one is visible
     log_every: Annotated[Int, Field(ge=1)]  # steps between host syncs for the progress bar
     seed: Annotated[Int, Field(ge=0)]
+    # Machines the train stage spans: > 1 only under PIPELINE_EXECUTOR=k8s (an Indexed Job of that
+    # many pods, torchrun's c10d rendezvous on pod 0); the global batch, so what is learnt, is the same.
+    nodes: Annotated[Int, Field(ge=1)]
 
 
 @dataclass(frozen=True, config=SECTION)
