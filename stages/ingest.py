@@ -26,7 +26,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from stages.lib import cli, dataset, fsio, params
+from stages.lib import cifar_pickles, cli, dataset, fsio, params
 from stages.lib.dataset import ARCHIVE_DIR
 
 ARCHIVE_ENV = "CIFAR100_ARCHIVE"  # a local copy of the official archive, used instead of the download
@@ -149,7 +149,7 @@ def ingest(data: params.DataParams, out: Path, environ=None) -> str:
             return dataset.content_sha256(scratch)
         unpacked = scratch / ".unpacked"
         stand_in = _fetch(data, unpacked, environ)
-        dataset.write_raw(scratch, dataset.read_pickles(unpacked))
+        dataset.write_raw(scratch, cifar_pickles.read_pickles(unpacked))
         fsio.remove(unpacked)
         digest = dataset.content_sha256(scratch)
         expected = data.download.content_sha256

@@ -1,8 +1,7 @@
 """The on-disk dataset formats the pipeline speaks.
 
-Archive: the CIFAR-100 "python version" layout, `cifar-100-python/{train,test,meta}`
-pickles with `data` uint8 (N, 3072) as red, green, blue 32x32 planes. Only ingest
-reads it (and tests and benches write it, to build archives).
+Archive: the CIFAR-100 "python version" layout (stages/lib/cifar_pickles.py); only
+ingest reads it.
 Raw (`data/raw`, ingest's output): the same content addressed by content alone:
 `{train,test}_{images,fine,coarse}.npy` (uint8 (N, 3072); int64 (N,)) and
 `names.json`, written deterministically, so two archives with the same pixels,
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,11 +57,17 @@ def raw_files() -> list[str]:
 
 
 def write_raw(root: str | Path, ds: RawDataset) -> None:
-    """Write `ds` in the canonical raw format into root (which must exist)."""
+    """Write `ds` in the canonical raw format into root."""
     out = Path(root)
+    out.mkdir(parents=True, exist_ok=True)
     for name in SPLITS:
         split: Split = getattr(ds, name)
-        for key, arr, dtype in (("images", split.images, np.uint8), ("fine", split.fine, np.int64), ("coarse", split.coarse, np.int64)):
+        arrays = {
+            "images": (split.images, np.uint8),
+            "fine": (split.fine, np.int64),
+            "coarse": (split.coarse, np.int64),
+        }
+        for key, (arr, dtype) in arrays.items():
             np.save(out / f"{name}_{key}.npy", np.ascontiguousarray(arr, dtype=dtype), allow_pickle=False)
     names = {"fine": list(ds.fine_names), "coarse": list(ds.coarse_names)}
     fsio.write_bytes(out / NAMES_FILE, (json.dumps(names, indent=1) + "\n").encode())
@@ -107,66 +111,6 @@ def _check_split(split: Split, path: Path) -> Split:
         if labels.shape != (len(split.images),):
             raise DatasetError(f"{path}: {key} has {labels.shape} labels for {len(split.images)} images")
     return split
-
-
-def write_pickles(root: str | Path, ds: RawDataset) -> None:
-    """Write `ds` in the official archive layout under root/cifar-100-python/ (to build archives)."""
-    out = Path(root) / ARCHIVE_DIR
-    out.mkdir(parents=True, exist_ok=True)
-    for name in SPLITS:
-        split: Split = getattr(ds, name)
-        record = {
-            "filenames": [f"{name}_{i:05d}.png" for i in range(len(split.fine))],
-            "batch_label": f"{name} batch",
-            "fine_labels": split.fine.tolist(),
-            "coarse_labels": split.coarse.tolist(),
-            "data": np.ascontiguousarray(split.images, dtype=np.uint8),
-        }
-        fsio.write_bytes(out / name, pickle.dumps(record, protocol=4))
-    meta = {"fine_label_names": ds.fine_names, "coarse_label_names": ds.coarse_names}
-    fsio.write_bytes(out / "meta", pickle.dumps(meta, protocol=4))
-
-
-def _load_pickle(path: Path) -> dict:
-    try:
-        with open(path, "rb") as f:
-            return pickle.load(f, encoding="latin1")
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: file not found") from None
-    except Exception as exc:
-        raise DatasetError(f"{path}: not a CIFAR-100 pickle ({exc})") from None
-
-
-def _field(record: dict, path: Path, key: str):
-    if key not in record:
-        raise DatasetError(f"{path}: missing field '{key}'")
-    return record[key]
-
-
-def _read_pickled_split(path: Path) -> Split:
-    record = _load_pickle(path)
-    images = np.asarray(_field(record, path, "data"))
-    if images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != PIXELS:
-        raise DatasetError(f"{path}: field 'data' must be uint8 (N, {PIXELS}), got {images.dtype} {images.shape}")
-    fine = np.asarray(_field(record, path, "fine_labels"), dtype=np.int64)
-    coarse = np.asarray(_field(record, path, "coarse_labels"), dtype=np.int64)
-    for key, labels in (("fine_labels", fine), ("coarse_labels", coarse)):
-        if labels.shape != (len(images),):
-            raise DatasetError(f"{path}: field '{key}' has {labels.shape} labels for {len(images)} images")
-    return Split(images, fine, coarse)
-
-
-def read_pickles(root: str | Path) -> RawDataset:
-    """An unpacked official archive: root/cifar-100-python/{train,test,meta}."""
-    base = Path(root) / ARCHIVE_DIR
-    meta_path = base / "meta"
-    meta = _load_pickle(meta_path)
-    return RawDataset(
-        train=_read_pickled_split(base / "train"),
-        test=_read_pickled_split(base / "test"),
-        fine_names=list(_field(meta, meta_path, "fine_label_names")),
-        coarse_names=list(_field(meta, meta_path, "coarse_label_names")),
-    )
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from stages.lib import cifar_pickles, dataset
 from tests.support.faults import Expect, Sandbox, assert_clean
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -21,8 +22,9 @@ def md5(path: Path) -> str:
 def good_archive(sb: Sandbox, level: int = 6) -> Path:
     """A real-layout tarball of the sandbox's own raw data."""
     path = sb.root / "cifar-100-python.tar.gz"
+    cifar_pickles.write_pickles(sb.root / "pickles", dataset.read_raw(sb.root / "data" / "raw"))
     with tarfile.open(path, "w:gz", compresslevel=level) as tar:
-        tar.add(sb.root / "data" / "raw" / "cifar-100-python", arcname="cifar-100-python")
+        tar.add(sb.root / "pickles" / "cifar-100-python", arcname="cifar-100-python")
     return path
 
 

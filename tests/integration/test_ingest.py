@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.lib import dataset, synthetic
+from stages.lib import cifar_pickles, dataset, synthetic
 from stages.lib.params import SyntheticParams
 from tests.integration.conftest import run_stage, set_params
 
@@ -20,7 +20,7 @@ SOURCE = SyntheticParams(train_per_class=2, test_per_class=1, noise=5.0, seed=3)
 def archive(tmp_path_factory) -> Path:
     """A generated archive in the real `cifar-100-python/` layout."""
     root = tmp_path_factory.mktemp("archive")
-    dataset.write_raw(root / "src", synthetic.generate(SOURCE))
+    cifar_pickles.write_pickles(root / "src", synthetic.generate(SOURCE))
     path = root / "cifar-100-python.tar.gz"
     with tarfile.open(path, "w:gz") as tar:
         tar.add(root / "src" / "cifar-100-python", arcname="cifar-100-python")
@@ -74,13 +74,22 @@ def serve():
     assert not thread.is_alive()
 
 
-def _download(project, url: str, md5: str) -> None:
-    set_params(project, data={"source": "cifar100", "download": {"url": url, "md5": md5}})
+def _content_sha256(tmp: Path) -> str:
+    """The content fingerprint of SOURCE in the canonical raw format."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    dataset.write_raw(tmp, synthetic.generate(SOURCE))
+    return dataset.content_sha256(tmp)
+
+
+def _download(project, url: str, md5: str, content: str = "0" * 64) -> None:
+    download = {"url": url, "md5": md5, "content_sha256": content}
+    set_params(project, data={"source": "cifar100", "download": download})
 
 
 def _fails_cleanly(project, capsys) -> str:
     """Run ingest over a stale output; it must fail and leave no data/raw at all."""
-    (project / "data" / "raw" / "cifar-100-python").mkdir(parents=True)
+    (project / "data" / "raw").mkdir(parents=True)
+    (project / "data" / "raw" / "train_images.npy").write_bytes(b"stale")
     assert run_stage("ingest") == 1
     assert not (project / "data" / "raw").exists()
     assert [p.name for p in (project / "data").iterdir()] == []  # no scratch dir survives
@@ -100,9 +109,10 @@ def test_synthetic_source_writes_the_official_layout(project, capsys):
 
 def test_synthetic_ingest_is_byte_reproducible(project):
     assert run_stage("ingest") == 0
-    first = {p.name: p.read_bytes() for p in (project / "data" / "raw" / "cifar-100-python").iterdir()}
+    first = {p.name: p.read_bytes() for p in (project / "data" / "raw").iterdir()}
+    assert sorted(first) == sorted(dataset.raw_files())
     assert run_stage("ingest") == 0
-    again = {p.name: p.read_bytes() for p in (project / "data" / "raw" / "cifar-100-python").iterdir()}
+    again = {p.name: p.read_bytes() for p in (project / "data" / "raw").iterdir()}
     assert first == again
 
 
@@ -175,11 +185,11 @@ def test_archive_without_the_cifar_directory_is_named(project, capsys):
     assert "archive: archive holds no cifar-100-python/ directory" in err
 
 
-def test_download_with_right_md5(project, archive, serve):
+def test_download_with_right_md5(project, archive, serve, tmp_path):
     body = archive.read_bytes()
-    _download(project, serve(body), _md5(body))
+    _download(project, serve(body), _md5(body), _content_sha256(tmp_path / "c"))
     assert run_stage("ingest") == 0
-    assert sorted(p.name for p in (project / "data" / "raw").iterdir()) == ["cifar-100-python"]  # no .download left
+    assert sorted(p.name for p in (project / "data" / "raw").iterdir()) == sorted(dataset.raw_files())  # no scratch
     got = dataset.read_raw(project / "data" / "raw")
     np.testing.assert_array_equal(got.train.images, synthetic.generate(SOURCE).train.images)
 
@@ -253,3 +263,47 @@ def test_stored_gzip_archive_with_the_right_crc_is_unpacked(project, archive):
     set_params(project, data={"source": "archive", "archive": {"path": str(good), "md5": _md5(good.read_bytes())}})
     assert run_stage("ingest") == 0
     np.testing.assert_array_equal(dataset.read_raw("data/raw").train.images, synthetic.generate(SOURCE).train.images)
+
+
+def _repacked(archive: Path, dest: Path, protocol: int, compress: str) -> Path:
+    """The same content in other bytes: pickles at another protocol, another compressor."""
+    import pickle
+
+    tmp = dest.with_suffix(".d")
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp, filter="data")
+    for name in ("train", "test", "meta"):
+        path = tmp / "cifar-100-python" / name
+        path.write_bytes(pickle.dumps(pickle.loads(path.read_bytes()), protocol=protocol))
+    with tarfile.open(dest, f"w:{compress}") as tar:
+        tar.add(tmp / "cifar-100-python", arcname="cifar-100-python")
+    return dest
+
+
+def test_two_archives_with_the_same_content_give_the_same_raw_bytes(project, archive, tmp_path):
+    other = _repacked(archive, tmp_path / "other.tar.bz2", protocol=2, compress="bz2")
+    assert _md5(other.read_bytes()) != _md5(archive.read_bytes())
+    outputs = []
+    for path in (archive, other):
+        set_params(project, data={"source": "archive", "archive": {"path": str(path), "md5": _md5(path.read_bytes())}})
+        assert run_stage("ingest") == 0
+        outputs.append({p.name: p.read_bytes() for p in (project / "data" / "raw").iterdir()})
+    assert outputs[0] == outputs[1]
+
+
+def test_a_stand_in_copy_with_the_same_content_replaces_the_download(project, archive, tmp_path, monkeypatch, capsys):
+    other = _repacked(archive, tmp_path / "copy.tar.gz", protocol=2, compress="gz")
+    content = _content_sha256(tmp_path / "c")
+    _download(project, "http://127.0.0.1:9/never-fetched.tar.gz", "0" * 32, content)  # nothing listens there
+    monkeypatch.setenv("CIFAR100_ARCHIVE", str(other))
+    assert run_stage("ingest") == 0
+    assert f"(content sha256 {content})" in capsys.readouterr().out
+    assert dataset.content_sha256(project / "data" / "raw") == content
+
+
+def test_a_stand_in_copy_with_other_content_fails_in_one_line(project, archive, monkeypatch, capsys):
+    _download(project, "http://127.0.0.1:9/never-fetched.tar.gz", "0" * 32, "a" * 64)
+    monkeypatch.setenv("CIFAR100_ARCHIVE", str(archive))
+    err = _fails_cleanly(project, capsys)
+    assert f"CIFAR100_ARCHIVE={archive}: content sha256 is " in err
+    assert f"expected {'a' * 64} (params.yaml data.download.content_sha256)" in err

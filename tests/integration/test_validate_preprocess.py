@@ -158,7 +158,7 @@ def test_preprocess_keeps_image_label_pairs(project, set_val):
 
 def test_preprocess_without_raw_data_names_the_file(project, capsys):
     assert run_stage("preprocess") == 1
-    assert "data/raw/cifar-100-python/meta: file not found" in capsys.readouterr().err
+    assert "data/raw/train_images.npy: file not found (run the ingest stage)" in capsys.readouterr().err
     assert not (project / "data" / "processed").exists()
 
 
