@@ -212,6 +212,19 @@ check-params-image: build
 	    $(STAGE_IMAGE) python -m ops.check_params params.yaml
 run stage: check-params-image
 
+# ---- the committed baseline: dvc.lock and reports of a real run (ops/baseline.py) ----
+# A fresh clone holds them, so `dvc status`, `make compare` and CI's PR comment compare
+# against a real CIFAR-100 run. CIFAR100_ARCHIVE (a copy of the official archive) stands in
+# for the download; its content, not its bytes, is checked.
+.PHONY: check-baseline compare baseline
+BASE ?= HEAD
+check-baseline: $(STAMP) ## stages that no longer match the committed dvc.lock + data hashes on a local CIFAR-100 copy; one JSON line
+	@$(PY) -m ops.baseline check
+compare: $(STAMP) ## `dvc metrics diff` of this workspace against the committed baseline (BASE=HEAD), as CI comments on PRs
+	@$(PY) -m dvc metrics diff --all --md $(BASE)
+baseline: $(STAMP) ## rerun the pipeline (EXECUTOR=local|docker) and commit dvc.lock + reports as the new baseline
+	PIPELINE_EXECUTOR=$(EXECUTOR) $(PY) -m ops.baseline refresh
+
 # Rebuild a registered version from its own record (ops/reproduce.py): its
 # commit in a scratch git worktree, its settings, its data by DVC hash; one JSON verdict.
 .PHONY: reproduce

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench._common import alternating_best, run
 from smoke.sandbox import merge
-from stages.lib import dataset, params, synthetic
+from stages.lib import cifar_pickles, params, synthetic
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +32,7 @@ REAL = ROOT.parent / "shared" / "cifar100" / "cifar-100-python.tar.gz"
 
 def generated_archive(dest: Path) -> Path:
     cfg = params.load(ROOT / "params.yaml").data.synthetic
-    dataset.write_raw(dest / "src", synthetic.generate(cfg))
+    cifar_pickles.write_pickles(dest / "src", synthetic.generate(cfg))
     path = dest / "cifar-100-python.tar.gz"
     with tarfile.open(path, "w:gz") as tar:
         tar.add(dest / "src" / "cifar-100-python", arcname="cifar-100-python")

@@ -46,7 +46,7 @@ from tqdm import tqdm
 
 from bench._common import commit, device_name, sync
 from bench.train_throughput import ARCHIVE_NAME, ROOT, cifar_folder, default_archive
-from stages.lib import dataset, device, loop, model, params
+from stages.lib import cifar_pickles, dataset, device, loop, model, params
 from stages.lib.checkpoint import Checkpoint
 from stages.lib.distributed import SOLO
 from stages.preprocess import channel_stats
@@ -67,11 +67,11 @@ def load_config(params_path: Path, recipe: str | None, **overrides) -> params.Tr
 
 def raw_root(source: Path, tmp: Path) -> Path:
     """A folder holding cifar-100-python/: `source` itself, or `tmp` after unpacking the archive."""
-    if source.is_dir() and (source / dataset.RAW_DIR).is_dir():
+    if source.is_dir() and (source / dataset.ARCHIVE_DIR).is_dir():
         return source
     archive = source / ARCHIVE_NAME if source.is_dir() else source
     if not archive.is_file():
-        raise SystemExit(f"time_to_accuracy: --archive {source}: no {ARCHIVE_NAME} or {dataset.RAW_DIR}/ there")
+        raise SystemExit(f"time_to_accuracy: --archive {source}: no {ARCHIVE_NAME} or {dataset.ARCHIVE_DIR}/ there")
     cifar_folder(tmp, archive, 0)
     return tmp
 
@@ -79,7 +79,7 @@ def raw_root(source: Path, tmp: Path) -> Path:
 def load_cifar(root: Path, limit: int | None, test_limit: int | None):
     """(train Arrays, test Arrays, mean, std): the first `limit` / `test_limit` images of each split,
     uint8 (N, 3, 32, 32); mean and std per channel in [0, 1] units from the train images used."""
-    raw = dataset.read_raw(root)
+    raw = cifar_pickles.read_pickles(root)
 
     def arrays(split: dataset.Split, n: int | None) -> dataset.Arrays:
         sel = slice(0, n)

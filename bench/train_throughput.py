@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from bench._common import alternating_best, sync
-from stages.lib import dataset, device, loop, model, params, synthetic
+from stages.lib import cifar_pickles, device, loop, model, params, synthetic
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,7 +70,7 @@ def cifar_folder(root: Path, archive: Path | None, synthetic_images: int) -> str
             tar.extractall(root, filter="data")
         return f"cifar100 ({archive.name})"
     cfg = params.SyntheticParams(train_per_class=max(2, synthetic_images // 100), test_per_class=1, noise=24.0, seed=0)
-    dataset.write_raw(root, synthetic.generate(cfg))
+    cifar_pickles.write_pickles(root, synthetic.generate(cfg))
     return "synthetic"
 
 

@@ -1,8 +1,9 @@
-"""ingest (archive), validate and preprocess on the real CIFAR-100, where a copy is at hand.
+"""ingest, validate and preprocess on the real CIFAR-100, where a copy is at hand.
 
 The copy in ../shared/cifar100 (or $CIFAR100_ARCHIVE) has the official pixels,
-labels and order but other bytes, so its md5 goes in params as the `archive`
-source allows. Skips where no copy exists (a fresh CI machine has none).
+labels and order but other bytes: with the default params (source `cifar100`) it
+stands in for the download through CIFAR100_ARCHIVE, and its content must match
+`data.download.content_sha256`. Skips where no copy exists (a fresh CI machine has none).
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.lib import dataset, fsio
+from ops import baseline
+from stages.lib import dataset, fsio, params
 from tests.conftest import ROOT
 from tests.integration.conftest import run_stage, set_params
 
 ARCHIVE = Path(os.environ.get("CIFAR100_ARCHIVE", ROOT.parent / "shared" / "cifar100" / "cifar-100-python.tar.gz"))
-MD5 = os.environ.get("CIFAR100_ARCHIVE_MD5", "673b6f8b362abfed6f6d4955426fa6c4")
 
 pytestmark = [
     pytest.mark.slow,
@@ -30,15 +31,29 @@ pytestmark = [
 def processed(tmp_path_factory, base_params) -> Path:
     root = tmp_path_factory.mktemp("real")
     (root / "params.yaml").write_text((ROOT / "params.yaml").read_text())
-    old = os.getcwd()
+    old, saved = os.getcwd(), os.environ.get("CIFAR100_ARCHIVE")
     os.chdir(root)
+    os.environ["CIFAR100_ARCHIVE"] = str(ARCHIVE)  # the default params: source cifar100, this copy for the download
     try:
-        set_params(root, data={"source": "archive", "archive": {"path": str(ARCHIVE), "md5": MD5}})
         for name in ("ingest", "validate", "preprocess"):
             assert run_stage(name) == 0, name
     finally:
         os.chdir(old)
+        os.environ.pop("CIFAR100_ARCHIVE") if saved is None else os.environ.update(CIFAR100_ARCHIVE=saved)
     return root
+
+
+def test_the_copy_holds_the_official_content(processed):
+    expected = params.load(ROOT / "params.yaml").data.download.content_sha256
+    assert dataset.content_sha256(processed / "data" / "raw") == expected
+
+
+def test_the_data_stages_reproduce_the_committed_lock():
+    """A clean clone of HEAD, the data stages rerun on this copy: the hashes dvc.lock commits."""
+    if not (ROOT / "dvc.lock").is_file():
+        pytest.skip("no committed dvc.lock")
+    matches, differ = baseline.data_hashes_match(ROOT, ARCHIVE)
+    assert matches, differ
 
 
 def test_real_archive_passes_validation_with_its_ten_known_duplicates(processed):
@@ -52,13 +67,13 @@ def test_real_archive_passes_validation_with_its_ten_known_duplicates(processed)
 def test_real_split_and_train_only_statistics(processed):
     out = processed / "data" / "processed"
     train, val, test = (dataset.load_arrays(out, s) for s in ("train", "val", "test"))
-    assert (len(train.y), len(val.y), len(test.y)) == (45000, 5000, 10000)
-    assert np.bincount(val.y).tolist() == [50] * 100  # stratified: val_fraction 0.1 of 500 per class
+    assert (len(train.y), len(val.y), len(test.y)) == (50000, 0, 10000)  # the default val_fraction 0
+    assert np.bincount(train.y).tolist() == [500] * 100
     assert test.y[:10].tolist() == [49, 33, 72, 51, 71, 92, 15, 14, 23, 0]
     meta = dataset.load_meta(out)
-    # Mean/std of the train split alone, close to the full 50k train set's published figures.
-    np.testing.assert_allclose(meta["mean"], [0.507075, 0.486549, 0.440918], atol=2e-3)
-    np.testing.assert_allclose(meta["std"], [0.267334, 0.256438, 0.276150], atol=2e-3)
+    # Mean/std of the 50,000 train images: the published figures.
+    np.testing.assert_allclose(meta["mean"], [0.507075, 0.486549, 0.440918], atol=1e-4)
+    np.testing.assert_allclose(meta["std"], [0.267334, 0.256438, 0.276150], atol=1e-4)
     assert meta["fine_names"][:3] == ["apple", "aquarium_fish", "baby"]
 
 
