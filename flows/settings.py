@@ -71,9 +71,9 @@ class AutomationSettings(EnvSettings):
     drift_url: str = ""  # a Prometheus /metrics URL showing cifar100_drift_detected
     drift_poll_s: Poll = 60.0
     drift_min_interval_s: Interval = 6 * 3600.0  # at most one drift-triggered run per this many seconds
-    guard_port: Port = 9097  # the guardrail receiver (`make guard`) on 127.0.0.1; monitoring/alertmanager.yml
-    guard_bake_s: Interval = DAY_S  # a champion alert this soon after its version was registered rolls it back
-    guard_min_interval_s: Interval = 1800.0  # at most one guardrail action per variant per this many seconds
+    guardrail_port: Port = 9097  # the guardrail receiver (`make guardrail`) on 127.0.0.1; monitoring/alertmanager.yml
+    guardrail_bake_s: Interval = DAY_S  # a champion alert this soon after its version was registered rolls it back
+    guardrail_min_interval_s: Interval = 1800.0  # at most one guardrail action per variant per this many seconds
 
     @field_validator("executor", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""The guardrail receiver (flows/alerts.py, flows/guardrail.py, flows/guard.py) on a real MLflow
+"""The guardrail receiver (flows/alerts.py, flows/guardrail.py, flows/guardrail_server.py) on a real MLflow
 registry (a SQLite store in tmp_path) and a real Apprise webhook: each decision, the rate limit
 across a restart, and the HTTP answers (200, 400, 404, 411, 413, 503), each 400-503 in one line."""
 
@@ -13,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from flows import alerts
-from flows.guard import make_server
+from flows.guardrail_server import make_server
 from flows.guardrail import SHARE_TAG, Guardrail
 from flows.webhook import WebhookReceiver
 from stages.lib import registry

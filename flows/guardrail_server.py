@@ -1,5 +1,5 @@
-"""`make guard`: the guardrail receiver, Alertmanager's webhook (monitoring/alertmanager.yml) on
-127.0.0.1:AUTOMATION_GUARD_PORT (9097).
+"""`make guardrail`: the guardrail receiver, Alertmanager's webhook (monitoring/alertmanager.yml) on
+127.0.0.1:AUTOMATION_GUARDRAIL_PORT (9097).
 
 POST /alerts takes Alertmanager's webhook JSON (version 4); each alert is decided by
 flows.guardrail and the answer is 200 with {"outcomes": [one line per alert]}. A body that is not
@@ -89,8 +89,8 @@ def build(params_path: str) -> tuple[Guardrail, int]:
     pipeline = params.load(params_path)
     tracking.configure(pipeline.mlflow.experiment)
     state = cfg.project / ".automation"
-    guard = Guardrail(MlflowClient(), pipeline.register.model_name, state, cfg.guard_bake_s, cfg.guard_min_interval_s)
-    return guard, cfg.guard_port
+    guard = Guardrail(MlflowClient(), pipeline.register.model_name, state, cfg.guardrail_bake_s, cfg.guardrail_min_interval_s)
+    return guard, cfg.guardrail_port
 
 
 def _stop(signum: int, frame: object) -> None:
