@@ -74,12 +74,16 @@ def test_dashboard_provider_reads_the_folder_compose_mounts():
 
 def test_compose_profile_runs_prometheus_on_the_repo_config():
     services = _yaml(ROOT / "docker-compose.yml")["services"]
-    for name in ("prometheus", "grafana"):
+    for name in ("prometheus", "alertmanager", "grafana"):
         assert services[name]["profiles"] == ["monitoring"] and services[name]["network_mode"] == "host"
     assert "profiles" not in services["dvc-runner"]  # `make run` is unchanged
     prom = services["prometheus"]
     assert prom["volumes"] == ["${PROJECT_DIR}/monitoring:/etc/prometheus:ro"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in prom["command"]
+    am = services["alertmanager"]
+    assert am["volumes"] == ["${PROJECT_DIR}/monitoring:/etc/alertmanager:ro"]
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in am["command"]
+    assert "--web.listen-address=127.0.0.1:9093" in am["command"]  # where prometheus.yml sends alerts
 
 
 def test_prometheus_scrapes_the_servers_default_address_and_loads_the_rules():
