@@ -46,8 +46,10 @@ def parse(body: bytes) -> Payload:
     """The payload in body; BadPayload (one line: field, value, fix) when it is not one."""
     try:
         raw = json.loads(body)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise BadPayload(f"alert payload: the body is not JSON ({exc.msg} at byte {exc.pos}): {FIX}") from None
+    except UnicodeDecodeError:
+        raise BadPayload(f"alert payload: the body is not UTF-8 text: {FIX}") from None
     try:
         return Payload.model_validate(raw)
     except ValidationError as exc:

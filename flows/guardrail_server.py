@@ -89,7 +89,8 @@ def build(params_path: str) -> tuple[Guardrail, int]:
     pipeline = params.load(params_path)
     tracking.configure(pipeline.mlflow.experiment)
     state = cfg.project / ".automation"
-    guard = Guardrail(MlflowClient(), pipeline.register.model_name, state, cfg.guardrail_bake_s, cfg.guardrail_min_interval_s)
+    name = pipeline.register.model_name
+    guard = Guardrail(MlflowClient(), name, state, cfg.guardrail_bake_s, cfg.guardrail_min_interval_s)
     return guard, cfg.guardrail_port
 
 

@@ -37,7 +37,8 @@ class VariantTraffic:
         self.t0 = time.monotonic()
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily("cifar100_requests", "HTTP requests", labels=["route", "status", "variant", "version"])
+        labels = ["route", "status", "variant", "version"]
+        family = CounterMetricFamily("cifar100_requests", "HTTP requests", labels=labels)
         elapsed_s = time.monotonic() - self.t0
         for (variant, version, status), rate in RATES.items():
             family.add_metric(["/predict", status, variant, version], rate * elapsed_s)

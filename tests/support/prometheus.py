@@ -2,8 +2,8 @@
 
 It runs the repository's monitoring/prometheus.yml and its rule files with four test-only changes:
 the scrape target is the server under test, alerts go to the test's Alertmanager (or none), scrape
-and rule evaluation run every second, and each alert's `for` is 0s (so an alert fires on the first evaluation that meets its expression,
-instead of after minutes). CI installs the package with .ci/setup-prometheus.sh.
+and rule evaluation run every second, and each alert's `for` is 0s (so an alert fires on the first
+evaluation that meets its expression, instead of after minutes). CI installs the package with .ci/setup-prometheus.sh.
 """
 
 from __future__ import annotations

@@ -5,16 +5,18 @@ across a restart, and the HTTP answers (200, 400, 404, 411, 413, 503), each 400-
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from mlflow import MlflowClient
 
 from flows import alerts
-from flows.guardrail_server import make_server
 from flows.guardrail import SHARE_TAG, Guardrail
+from flows.guardrail_server import make_server
 from flows.webhook import WebhookReceiver
 from stages.lib import registry
 
@@ -36,18 +38,26 @@ def parsed(*alerts_: dict) -> list[alerts.Alert]:
     return alerts.parse(json.dumps(payload(*alerts_)).encode()).alerts
 
 
-@pytest.fixture
-def client(tmp_path) -> MlflowClient:
-    """A registry where v2 became champion after v1 (history [1]) and v3 is challenger."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """A registry where v2 became champion after v1 (history [1]) and v3 is challenger, made once
+    (MLflow's schema migrations take seconds): each test gets a copy."""
+    path = tmp_path_factory.mktemp("registry") / "mlflow.db"
+    uri = f"sqlite:///{path}"
     c = MlflowClient(uri, uri)
     c.create_registered_model(MODEL)
     for _ in range(3):
-        c.create_model_version(MODEL, f"file://{tmp_path}/art/model")
+        c.create_model_version(MODEL, f"file://{path.parent}/art/model")
     registry.move_champion(c, MODEL, "1")
     registry.move_champion(c, MODEL, "2")
     c.set_registered_model_alias(MODEL, registry.CHALLENGER, "3")
-    return c
+    return path
+
+
+@pytest.fixture
+def client(template, tmp_path) -> MlflowClient:
+    uri = f"sqlite:///{shutil.copy(template, tmp_path / 'mlflow.db')}"
+    return MlflowClient(uri, uri)
 
 
 @pytest.fixture
