@@ -92,8 +92,8 @@ def test_a_failing_challenger_is_taken_out_of_traffic(tmp_path, exporter, client
             started.append(am)
             started.append(prometheus.start(tmp_path / "prometheus", exporter, am.url.removeprefix("http://")))
             share = lambda: client.get_registered_model(MODEL).tags.get(SHARE_TAG) == "0"  # noqa: E731
-            prometheus.wait_for(share, 60, f"{SHARE_TAG} to become 0")
-            prometheus.wait_for(lambda: hook.payloads, 30, "the guardrail notification")
+            prometheus.wait_for(share, 120, f"{SHARE_TAG} to become 0")
+            prometheus.wait_for(lambda: hook.payloads, 60, "the guardrail notification")
         finally:
             for server in reversed(started):
                 server.stop()
