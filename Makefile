@@ -313,7 +313,7 @@ serve-smoke: $(STAMP) ## smoke model in a sandbox, served; real PNGs, alias move
 # ---- drift monitoring, Prometheus and Grafana --------------------------------
 # The reference profile is the `profile` stage's output (reports/reference_profile.json,
 # logged with each registered model as extra_files/reference_profile.json).
-.PHONY: drift-report bench-drift monitoring-up monitoring-down monitoring-check
+.PHONY: drift-report bench-drift monitoring-up monitoring-down monitoring-check guardrail
 PROFILE ?= reports/reference_profile.json
 DRIFT_OUT ?= reports/drift
 drift-report: $(STAMP) ## IMAGES=DIR|FILE.npy against the reference profile: reports/drift/drift_report.{html,png,json}
@@ -324,15 +324,19 @@ drift-report: $(STAMP) ## IMAGES=DIR|FILE.npy against the reference profile: rep
 bench-drift: $(STAMP) ## false-alarm and detection rates of the drift monitor on real CIFAR-100 (CIFAR100_DIR=...)
 	$(PY) bench/drift.py
 
-monitoring-up: ## Prometheus on 127.0.0.1:9090 and Grafana on 127.0.0.1:3000, scraping the server on 127.0.0.1:8080
-	$(COMPOSE) --profile monitoring up -d prometheus grafana
+monitoring-up: ## Prometheus on 127.0.0.1:9090, Alertmanager on :9093, Grafana on :3000, scraping the server on 127.0.0.1:8080
+	$(COMPOSE) --profile monitoring up -d prometheus alertmanager grafana
 
-monitoring-down: ## stop Prometheus and Grafana
-	$(COMPOSE) --profile monitoring rm -fsv prometheus grafana
+monitoring-down: ## stop Prometheus, Alertmanager and Grafana
+	$(COMPOSE) --profile monitoring rm -fsv prometheus alertmanager grafana
 
-monitoring-check: ## promtool: check the Prometheus config and rules, run the alert rules' unit tests
+monitoring-check: ## promtool/amtool: check the Prometheus and Alertmanager configs and rules, run the rules' unit tests
 	promtool check config monitoring/prometheus.yml
-	promtool test rules monitoring/tests/alerts_test.yml
+	promtool test rules monitoring/tests/alerts_test.yml monitoring/tests/guardrails_test.yml
+	amtool check-config monitoring/alertmanager.yml
+
+guardrail: $(STAMP) ## Alertmanager's webhook on 127.0.0.1:9097: a failing challenger's share -> 0, a failing new champion rolled back
+	$(PY) -m flows.guardrail_server --params $(SERVE_PARAMS)
 
 # ---- automation above DVC (flows/): Prefect, Airflow, notifications, git hooks ----
 # Settings from the environment or .env (AUTOMATION_*, see .env.example); the

@@ -1,4 +1,4 @@
-"""Notifications on failure, promotion and drift, through Apprise.
+"""Notifications on failure, promotion, drift and guardrail actions, through Apprise.
 
 AUTOMATION_NOTIFY_URLS (environment or .env) holds Apprise URLs, space- or
 comma-separated: `json://host/path` for a plain webhook, `slack://...`,
@@ -18,7 +18,7 @@ from ops.common import Fail
 from ops.settings import settings
 from proc.secrets import redact
 
-KINDS = {"failure": "failure", "promotion": "success", "drift": "warning", "info": "info"}
+KINDS = {"failure": "failure", "promotion": "success", "drift": "warning", "guardrail": "warning", "info": "info"}
 
 
 def urls(raw: str) -> list[str]:

@@ -46,6 +46,7 @@ Timeout = Annotated[float, _within(1, 7 * DAY_S)]
 Poll = Annotated[float, _within(1, DAY_S)]
 Interval = Annotated[float, _within(0, 30 * DAY_S)]
 AttemptTimeout = Annotated[float, _within(10, DAY_S)]
+Port = Annotated[int, _within(1, 65535)]
 
 
 class AutomationSettings(EnvSettings):
@@ -70,6 +71,9 @@ class AutomationSettings(EnvSettings):
     drift_url: str = ""  # a Prometheus /metrics URL showing cifar100_drift_detected
     drift_poll_s: Poll = 60.0
     drift_min_interval_s: Interval = 6 * 3600.0  # at most one drift-triggered run per this many seconds
+    guardrail_port: Port = 9097  # the guardrail receiver (`make guardrail`) on 127.0.0.1; monitoring/alertmanager.yml
+    guardrail_bake_s: Interval = DAY_S  # a champion alert this soon after its version was registered rolls it back
+    guardrail_min_interval_s: Interval = 1800.0  # at most one guardrail action per variant per this many seconds
 
     @field_validator("executor", mode="before")
     @classmethod

@@ -11,21 +11,27 @@ from __future__ import annotations
 import argparse
 import json
 
-from stages.lib import cli
+from stages.lib import cli, registry
+
+
+def roll_back(client, model_name: str) -> dict[str, str]:
+    """Move `champion` of model_name back one step: {"model", "from", "to"} (the guardrail calls this too).
+    PipelineError when there is no champion or no earlier one."""
+    old, new = registry.rollback(client, model_name)
+    return {"model": model_name, "from": old, "to": new}
 
 
 def _main(argv) -> None:
     from mlflow import MlflowClient
 
-    from stages.lib import params, registry, tracking
+    from stages.lib import params, tracking
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     cfg = params.load(args.params)
     tracking.configure(cfg.mlflow.experiment)
-    old, new = registry.rollback(MlflowClient(), cfg.register.model_name)
-    print(json.dumps({"model": cfg.register.model_name, "from": old, "to": new}))
+    print(json.dumps(roll_back(MlflowClient(), cfg.register.model_name)))
 
 
 def main(argv=None) -> int:

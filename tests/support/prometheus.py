@@ -1,9 +1,9 @@
 """A real Prometheus server (Debian's `prometheus` package) on 127.0.0.1, for the monitoring tests.
 
-It runs the repository's monitoring/prometheus.yml and alerts.yml with three test-only changes:
-the scrape target is the server under test, scrape and rule evaluation run every second, and
-each alert's `for` is 0s (so an alert fires on the first evaluation that meets its expression,
-instead of after minutes). CI installs the package with .ci/setup-prometheus.sh.
+It runs the repository's monitoring/prometheus.yml and its rule files with four test-only changes:
+the scrape target is the server under test, alerts go to the test's Alertmanager (or none), scrape
+and rule evaluation run every second, and each alert's `for` is 0s (so an alert fires on the first
+evaluation that meets its expression, instead of after minutes). CI installs the package with .ci/setup-prometheus.sh.
 """
 
 from __future__ import annotations
@@ -24,37 +24,41 @@ from tests.support.servers import ROOT, Server, free_port, launch, wait_ready
 MONITORING = ROOT / "monitoring"
 
 
-def binary(name: str) -> str:
-    """Path of a Prometheus tool; skips the test where it is missing (fails in CI)."""
+def binary(name: str, package: str = "prometheus") -> str:
+    """Path of a Prometheus tool (amtool, prometheus-alertmanager: package prometheus-alertmanager);
+    skips the test where it is missing (fails in CI)."""
     path = shutil.which(name)
     if path is None:
         if os.environ.get("CI"):
             pytest.fail(f"CI must have {name} (.ci/setup-prometheus.sh)")
-        pytest.skip(f"{name} not installed (Debian package `prometheus`; .ci/setup-prometheus.sh)")
+        pytest.skip(f"{name} not installed (Debian package `{package}`; .ci/setup-prometheus.sh)")
     return path
 
 
-def write_config(workdir: Path, target: str) -> Path:
-    """monitoring/prometheus.yml and alerts.yml, changed only as the module docstring says."""
+def write_config(workdir: Path, target: str, alertmanager: str | None = None) -> Path:
+    """monitoring/prometheus.yml and its rule files, changed only as the module docstring says;
+    alerts go to the Alertmanager at `alertmanager` (host:port), or to none."""
     yaml = YAML(typ="safe", pure=True)
     config = yaml.load((MONITORING / "prometheus.yml").read_text())
     config["global"].update({"scrape_interval": "1s", "evaluation_interval": "1s"})
     (job,) = config["scrape_configs"]
     job["static_configs"] = [{"targets": [target]}]
-    rules = yaml.load((MONITORING / "alerts.yml").read_text())
-    for group in rules["groups"]:
-        for rule in group["rules"]:
-            rule["for"] = "0s"
-    with open(workdir / "alerts.yml", "w") as f:
-        yaml.dump(rules, f)
+    config["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [alertmanager]}]}] if alertmanager else []
+    for name in config["rule_files"]:
+        rules = yaml.load((MONITORING / name).read_text())
+        for group in rules["groups"]:
+            for rule in group["rules"]:
+                rule["for"] = "0s"
+        with open(workdir / name, "w") as f:
+            yaml.dump(rules, f)
     with open(workdir / "prometheus.yml", "w") as f:
         yaml.dump(config, f)
     return workdir / "prometheus.yml"
 
 
-def start(workdir: Path, target: str) -> Server:
+def start(workdir: Path, target: str, alertmanager: str | None = None) -> Server:
     workdir.mkdir(parents=True, exist_ok=True)
-    config = write_config(workdir, target)
+    config = write_config(workdir, target, alertmanager)
     port = free_port()
     cmd = [
         binary("prometheus"),

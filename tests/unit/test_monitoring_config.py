@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from flows.settings import AutomationSettings
 from tests.support import prometheus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,19 +74,33 @@ def test_dashboard_provider_reads_the_folder_compose_mounts():
 
 def test_compose_profile_runs_prometheus_on_the_repo_config():
     services = _yaml(ROOT / "docker-compose.yml")["services"]
-    for name in ("prometheus", "grafana"):
+    for name in ("prometheus", "alertmanager", "grafana"):
         assert services[name]["profiles"] == ["monitoring"] and services[name]["network_mode"] == "host"
     assert "profiles" not in services["dvc-runner"]  # `make run` is unchanged
     prom = services["prometheus"]
     assert prom["volumes"] == ["${PROJECT_DIR}/monitoring:/etc/prometheus:ro"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in prom["command"]
+    am = services["alertmanager"]
+    assert am["volumes"] == ["${PROJECT_DIR}/monitoring:/etc/alertmanager:ro"]
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in am["command"]
+    assert "--web.listen-address=127.0.0.1:9093" in am["command"]  # where prometheus.yml sends alerts
 
 
 def test_prometheus_scrapes_the_servers_default_address_and_loads_the_rules():
     config = _yaml(MON / "prometheus.yml")
     (job,) = config["scrape_configs"]
     assert job["job_name"] == "cifar100-serve" and job["static_configs"] == [{"targets": ["127.0.0.1:8080"]}]
-    assert config["rule_files"] == ["alerts.yml"]
+    assert config["rule_files"] == ["alerts.yml", "guardrails.yml"]
+    assert config["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": ["127.0.0.1:9093"]}]}]
+
+
+def test_guardrail_rules_decide_per_variant_on_contract_metrics():
+    """The labels the receiver (flows/guardrail.py) acts on: variant and version, and guardrail="true"."""
+    rules = {r["alert"]: r for g in _yaml(MON / "guardrails.yml")["groups"] for r in g["rules"]}
+    assert set(rules) == {"Cifar100VariantHighErrorRate", "Cifar100VariantHighP99Latency"}
+    for rule in rules.values():
+        assert _metrics(rule["expr"]) <= CONTRACT and "by (variant, version" in rule["expr"]
+        assert rule["labels"]["guardrail"] == "true" and rule["labels"]["severity"] in {"warning", "critical"}
 
 
 def test_alert_rules_cover_drift_errors_and_latency_on_contract_metrics():
@@ -105,9 +120,29 @@ def test_alert_rules_cover_drift_errors_and_latency_on_contract_metrics():
         ["check", "rules", "monitoring/alerts.yml"],
         ["check", "config", "monitoring/prometheus.yml"],
         ["test", "rules", "monitoring/tests/alerts_test.yml"],
+        ["check", "rules", "monitoring/guardrails.yml"],
+        ["test", "rules", "monitoring/tests/guardrails_test.yml"],
     ],
-    ids=["check-rules", "check-config", "rule-unit-tests"],
+    ids=["check-rules", "check-config", "rule-unit-tests", "check-guardrails", "guardrail-unit-tests"],
 )
 def test_promtool_passes(args):
     done = subprocess.run([prometheus.binary("promtool"), *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _amtool(*args: str) -> str:
+    cmd = [prometheus.binary("amtool", "prometheus-alertmanager"), *args]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip()
+
+
+def test_alertmanager_routes_only_guardrail_alerts_to_the_receiver():
+    _amtool("check-config", "monitoring/alertmanager.yml")
+    route = ["config", "routes", "test", "--config.file=monitoring/alertmanager.yml"]
+    assert _amtool(*route, "guardrail=true", "variant=challenger", "version=4") == "guardrail"
+    assert _amtool(*route, "alertname=Cifar100HighErrorRate", "severity=critical") == "none"
+    (receiver,) = [r for r in _yaml(MON / "alertmanager.yml")["receivers"] if r["name"] == "guardrail"]
+    (hook,) = receiver["webhook_configs"]
+    port = AutomationSettings.model_fields["guardrail_port"].default
+    assert hook["url"] == f"http://127.0.0.1:{port}/alerts" and hook["send_resolved"] is False
