@@ -128,7 +128,7 @@ def _status_routes(app: FastAPI, variants: Variants, metrics: Metrics) -> None:
     async def ready() -> JSONResponse:
         """Ready when a variant has a model loaded; says which are missing and since when the
         registry is unreachable (null when it is reachable)."""
-        holder = variants.pick(None) if variants.settings.mode != "ab" else _any_loaded(variants)
+        holder = _any_loaded(variants)  # the champion when loaded, else the challenger
         model, status = (holder.current if holder else None), variants.status()
         if holder is None or model is None:
             return JSONResponse({"ready": False, "error": variants.champion.last_error, **status}, status_code=503)

@@ -60,8 +60,8 @@ def test_ab_assignment_is_sticky_named_in_every_answer_and_follows_the_share_tag
         assert len({r.json()["request_id"] for r in got.values()}) == len(keys)
         assert {r.json()["variant"] for r in got.values()} == {CHAMPION, CHALLENGER}  # 24 keys at 50 %
         text = http.get("/metrics").text
-        assert _sample(text, "cifar100_predictions_total{keyed=\"no\"") == len(unkeyed)  # counted apart
-        assert _sample(text, "cifar100_predictions_total{keyed=\"yes\"") == len(keys) + 8
+        assert _sample(text, 'cifar100_predictions_total{keyed="no"') == len(unkeyed)  # counted apart
+        assert _sample(text, 'cifar100_predictions_total{keyed="yes"') == len(keys) + 8
         assert f'cifar100_confidence_count{{variant="challenger",version="{v2}"}}' in text
         assert "cifar100_challenger_share 50.0" in text and 'cifar100_serve_mode{mode="ab"} 1.0' in text
         _registry(root).set_registered_model_tag(serving.NAME, SHARE_TAG, "0")  # the guardrail's stop

@@ -56,7 +56,9 @@ def test_requests_without_a_key_are_drawn_at_random():
 
 def test_the_share_tag_is_checked_with_a_one_line_error():
     assert parse_share(None, "tag t") is None and parse_share(" ", "tag t") is None
-    assert parse_share("0", "tag t") == 0.0 and parse_share("100", "tag t") == 100.0 and parse_share("12.5", "t") == 12.5
+    assert (
+        parse_share("0", "tag t") == 0.0 and parse_share("100", "tag t") == 100.0 and parse_share("12.5", "t") == 12.5
+    )
     for bad in ("101", "-1", "half", "nan"):
         with pytest.raises(ValueError, match=r"tag t=.*give a challenger share in % from 0 to 100") as err:
             parse_share(bad, "tag t")
