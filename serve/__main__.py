@@ -28,6 +28,9 @@ def main(argv=None) -> int:
     except PipelineError as exc:
         print(f"serve: {exc}", file=sys.stderr)
         return 2
+    from serve.follow import bound_requests
+
+    bound_requests(settings.registry_timeout_s)  # this process's MLflow client: the follower's bounds
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
     return 0

@@ -7,22 +7,22 @@ affects the other requests batched with it.
 from __future__ import annotations
 
 import logging
-import os
 import time
+import uuid
 from contextlib import asynccontextmanager
-from functools import partial
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from serve.batcher import MicroBatcher
+from serve.dispatch import Dispatcher
 from serve.images import BadInput, read_images
 from serve.metrics import Metrics
 from serve.model import LoadedModel
 from serve.reload import ModelHolder
 from serve.settings import Settings
+from serve.variants import Variants
 
 log = logging.getLogger("serve")
 ROUTES = ("/predict", "/health", "/ready", "/metrics", "/docs", "/openapi.json")
@@ -61,35 +61,6 @@ def describe(model: LoadedModel, probs: np.ndarray, k: int) -> dict:
     }
 
 
-def set_torch_threads(device: str, wanted: int | None = None) -> None:
-    """CPU forward passes use all cores but one (SERVE_TORCH_THREADS, `wanted`, to choose): the event
-    loop that reads requests needs a core of its own, and idle OpenMP threads spin on theirs."""
-    import torch
-
-    if wanted:
-        torch.set_num_threads(wanted)
-    elif device == "cpu":
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))
-
-
-def _forward(holder: ModelHolder, metrics: Metrics):
-    def run_batch(images: np.ndarray) -> list:
-        model = holder.current  # held for the whole batch: a swap meanwhile does not touch it
-        if model is None:  # /predict answers 503 before submitting, and a loaded model is only swapped
-            raise RuntimeError("serve: a batch reached the forward thread before any model was loaded")
-        probs, emb = model.predict(images)
-        metrics.predictions(probs, model.fine_names)
-        if model.monitor is not None:
-            try:
-                model.monitor.observe(images, probs, emb)
-                metrics.drift(model.monitor.status())
-            except Exception:  # monitoring must never fail a prediction
-                log.exception("serve: drift monitor failed on a batch")
-        return [(model, row) for row in probs]
-
-    return run_batch
-
-
 class _Count:
     """Request count and latency by route and status (plain ASGI: BaseHTTPMiddleware costs ~1 ms a request)."""
 
@@ -114,16 +85,21 @@ class _Count:
             self.metrics.requests.labels(route=route, status=str(status[0])).inc()
 
 
-def _predict_route(app: FastAPI, settings: Settings, holder: ModelHolder, batcher: MicroBatcher) -> None:
+def _predict_route(app: FastAPI, settings: Settings, variants: Variants, dispatcher: Dispatcher) -> None:
     @app.post("/predict", openapi_extra=PREDICT_BODY)
     async def predict(request: Request, k: int | None = None) -> JSONResponse:
-        """Top-k fine labels (with superclass) and the top superclass for each image."""
-        model = holder.current
-        if model is None:
-            raise HTTPException(503, f"no model loaded yet ({holder.last_error or 'loading'})")
+        """Top-k fine labels (with superclass) and the top superclass for each image. Header
+        X-Client-Id (optional) keeps a client on one variant in A/B mode; the answer names its
+        variant and version (body and X-Model-Variant / X-Model-Version) and its X-Request-Id."""
+        client_key = request.headers.get("x-client-id") or None
+        holder = variants.pick(client_key)
+        model = holder.current if holder else None
+        if holder is None or model is None:
+            raise HTTPException(503, f"no model loaded yet ({variants.champion.last_error or 'loading'})")
         k = settings.top_k if k is None else k
         if not 1 <= k <= len(model.fine_names):
             raise HTTPException(422, f"k={k}: must be 1..{len(model.fine_names)}")
+        batcher = dispatcher.batchers[holder.variant]
         batcher.arriving += 1
         try:
             images = await read_images(request, settings)
@@ -131,52 +107,69 @@ def _predict_route(app: FastAPI, settings: Settings, holder: ModelHolder, batche
             raise HTTPException(exc.status, exc.message) from None
         finally:
             batcher.arriving -= 1
-        results = await batcher.submit(images)
-        used = results[0][0]
+        results = await dispatcher.run(holder, images)
+        used, request_id = results[0][0], uuid.uuid4().hex
         answers = [describe(m, row, k) for m, row in results]
+        dispatcher.shadow(holder, images, results)  # after the answer is computed; not awaited
+        keyed = "yes" if client_key else "no"
+        app.state.metrics.answers.labels(variant=holder.variant, version=used.version, keyed=keyed).inc()
+        body = {"request_id": request_id, "variant": holder.variant, "model": used.name, "version": used.version}
+        headers = {"X-Request-Id": request_id, "X-Model-Variant": holder.variant, "X-Model-Version": used.version}
         # A JSONResponse directly: the answer is plain JSON types, FastAPI's encoder pass is not needed.
-        return JSONResponse({"model": used.name, "version": used.version, "alias": used.alias, "predictions": answers})
+        return JSONResponse({**body, "alias": used.alias, "predictions": answers}, headers=headers)
 
 
-def _status_routes(app: FastAPI, holder: ModelHolder, metrics: Metrics) -> None:
+def _status_routes(app: FastAPI, variants: Variants, metrics: Metrics) -> None:
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok"}
 
     @app.get("/ready")
     async def ready() -> JSONResponse:
-        model = holder.current
-        if model is None:
-            return JSONResponse({"ready": False, "error": holder.last_error}, status_code=503)
+        """Ready when a variant has a model loaded; says which are missing and since when the
+        registry is unreachable (null when it is reachable)."""
+        holder = _any_loaded(variants)  # the champion when loaded, else the challenger
+        model, status = (holder.current if holder else None), variants.status()
+        if holder is None or model is None:
+            return JSONResponse({"ready": False, "error": variants.champion.last_error, **status}, status_code=503)
         body = {"ready": True, "model": model.name, "version": model.version, "alias": model.alias}
-        return JSONResponse({**body, "device": model.device, "last_error": holder.last_error})
+        last_error = variants.champion.last_error
+        return JSONResponse({**body, "device": model.device, "last_error": last_error, **status})
 
     @app.get("/metrics")
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def create_app(settings: Settings, holder: ModelHolder | None = None, follow: bool = True) -> FastAPI:
-    """The app; `follow` starts the thread that loads the model and follows the alias."""
-    metrics = holder.metrics if holder else Metrics()
-    holder = holder or ModelHolder(settings, metrics)
-    threads = partial(set_torch_threads, holder.device, settings.torch_threads)
-    batcher = MicroBatcher(_forward(holder, metrics), settings.max_batch_size, settings.max_wait_ms / 1000, threads)
+def _any_loaded(variants: Variants) -> ModelHolder | None:
+    return next((h for h in variants.holders.values() if h.current is not None), None)
+
+
+def create_app(settings: Settings, holder: ModelHolder | Variants | None = None, follow: bool = True) -> FastAPI:
+    """The app; `holder` is the champion's holder (single mode) or the pair; `follow` starts the
+    thread that loads the models and follows their aliases."""
+    if isinstance(holder, Variants):
+        variants = holder
+    else:
+        variants = Variants(settings, holder.metrics if holder else Metrics(), holder)
+    metrics = variants.metrics
+    dispatcher = Dispatcher(variants, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if follow:
-            holder.start()
-        batcher.start()
+            variants.start()
+        dispatcher.start()
         yield
-        await batcher.stop()
-        holder.stop()
+        await dispatcher.stop()
+        variants.stop()
 
     app = FastAPI(title="CIFAR-100 classifier", version="1", lifespan=lifespan)
-    app.state.holder, app.state.metrics, app.state.batcher = holder, metrics, batcher
+    app.state.holder, app.state.metrics, app.state.batcher = variants.champion, metrics, dispatcher.batchers["champion"]
+    app.state.variants, app.state.dispatcher = variants, dispatcher
 
     app.add_middleware(_Count, metrics=metrics)
 
-    _predict_route(app, settings, holder, batcher)
-    _status_routes(app, holder, metrics)
+    _predict_route(app, settings, variants, dispatcher)
+    _status_routes(app, variants, metrics)
     return app

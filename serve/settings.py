@@ -41,6 +41,9 @@ class ServeParams:
     max_image_pixels: Annotated[Int, Field(ge=1)]  # width x height; larger images are refused with 413
     device: Literal["auto", "cpu", "cuda"]
     drift_window: Annotated[Int, Field(ge=10)]  # recent images the drift monitor compares with the reference
+    mode: Literal["single", "ab", "shadow"]  # single | ab (split by client) | shadow (copies)
+    challenger_share: Annotated[Float, Field(ge=0, le=100)]  # % of clients the challenger answers in ab mode
+    registry_timeout_s: Annotated[Int, Field(ge=1)]  # one registry request's bound while following (no retries)
 
 
 def serve_params(raw: Any, where: str = "params.yaml") -> ServeParams:
@@ -65,6 +68,9 @@ class Settings:
     host: str
     port: int
     torch_threads: int | None
+    mode: str = "single"  # single | ab | shadow (docs/serving.md, A/B and shadow)
+    challenger_share: float = 0.0  # %, overridden at run time by the registered model tag serve.challenger_share
+    registry_timeout_s: int = 5  # MLflow HTTP timeout of the follower's requests (s); a poll never retries
 
     @property
     def pinned(self) -> bool:
@@ -89,6 +95,9 @@ class ServeEnv(BaseSettings):
     device: str | None = None
     drift_window: int | None = None
     torch_threads: int | None = None  # CPU threads for forward passes (None: all cores but one)
+    mode: str | None = None
+    challenger_share: float | None = None
+    registry_timeout_s: int | None = None
 
     @classmethod
     def read(cls, environ: Mapping[str, str]) -> ServeEnv:
@@ -114,6 +123,12 @@ def _check(s: Settings) -> Settings:
             raise PipelineError(f"serve {key} must be > 0, got {getattr(s, key)!r}")
     if s.torch_threads is not None and s.torch_threads <= 0:
         raise PipelineError(f"SERVE_TORCH_THREADS={s.torch_threads!r}: give a number of threads > 0, or unset it")
+    if s.mode not in ("single", "ab", "shadow"):
+        raise PipelineError(f"SERVE_MODE={s.mode!r}: use single, ab or shadow")
+    if not 0 <= s.challenger_share <= 100:
+        raise PipelineError(f"SERVE_CHALLENGER_SHARE={s.challenger_share!r}: give a share in % from 0 to 100")
+    if s.registry_timeout_s <= 0:
+        raise PipelineError(f"SERVE_REGISTRY_TIMEOUT_S={s.registry_timeout_s!r}: give seconds > 0")
     if s.max_wait_ms < 0:
         raise PipelineError(f"serve max_wait_ms must be >= 0, got {s.max_wait_ms!r}")
     return s

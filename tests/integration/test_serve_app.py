@@ -129,7 +129,7 @@ def test_health_ready_metrics_and_docs(serve_store):
         'cifar100_request_latency_seconds_bucket{le="0.001",route="/health"}',
         "cifar100_batch_size_count 1.0",
         "cifar100_predicted_class_total{class_name=",
-        "cifar100_confidence_count 2.0",
+        f'cifar100_confidence_count{{variant="champion",version="{v1}"}} 2.0',
         "cifar100_model_reload_failures_total 0.0",
     ):
         assert name in text, name

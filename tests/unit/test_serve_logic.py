@@ -182,7 +182,7 @@ def test_drift_seam_feeds_the_monitor_after_each_batch_and_sets_the_gauges(tmp_p
     import torch
 
     import serve
-    from serve.app import _forward
+    from serve.dispatch import _forward
     from serve.metrics import Metrics
     from serve.model import LoadedModel, attach_monitor
 
@@ -206,8 +206,10 @@ def test_drift_seam_feeds_the_monitor_after_each_batch_and_sets_the_gauges(tmp_p
     results = _forward(types.SimpleNamespace(current=model), metrics)(np.zeros((3, 32, 32, 3), np.uint8))
     assert len(results) == 3 and results[0][0] is model
     assert monitor.seen == [((3, 32, 32, 3), (3, 4), None)]  # no forward_with_embedding: plain forward
-    assert metrics.drift_score._value.get() == 0.7 and metrics.drift_detected._value.get() == 1
-    assert metrics.predicted.labels(class_name="d")._value.get() == 3
+    labels = {"variant": "champion", "version": "1"}
+    assert metrics.drift_score.labels(**labels)._value.get() == 0.7
+    assert metrics.drift_detected.labels(**labels)._value.get() == 1
+    assert metrics.predicted.labels(class_name="d", **labels)._value.get() == 3
 
 
 def test_a_registered_card_is_read_through_its_typed_owner(tmp_path):
