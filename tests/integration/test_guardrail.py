@@ -23,26 +23,27 @@ from tests.support import alertmanager, prometheus
 from tests.support.servers import ROOT, free_port, launch, wait_ready
 
 MODEL = params.load(ROOT / "params.yaml").register.model_name  # what the receiver guards
-RATES = {  # requests/s of (variant, version, status) on /predict
-    ("champion", "1", "200"): 20.0,
-    ("challenger", "2", "200"): 5.0,
-    ("challenger", "2", "500"): 5.0,
+RATES = {  # /predict requests/s of (metric, variant, version): answered or failed
+    ("cifar100_predictions", "champion", "1"): 20.0,
+    ("cifar100_predictions", "challenger", "2"): 5.0,
+    ("cifar100_prediction_errors", "challenger", "2"): 5.0,
 }
 
 
 class VariantTraffic:
-    """cifar100_requests_total as the A/B server exports it, growing at RATES since start."""
+    """The A/B server's per-variant counters (serve/metrics.py), growing at RATES since start."""
 
     def __init__(self) -> None:
         self.t0 = time.monotonic()
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        labels = ["route", "status", "variant", "version"]
-        family = CounterMetricFamily("cifar100_requests", "HTTP requests", labels=labels)
         elapsed_s = time.monotonic() - self.t0
-        for (variant, version, status), rate in RATES.items():
-            family.add_metric(["/predict", status, variant, version], rate * elapsed_s)
-        yield family
+        for name in ("cifar100_predictions", "cifar100_prediction_errors"):
+            family = CounterMetricFamily(name, name, labels=["variant", "version"])
+            for (metric, variant, version), rate in RATES.items():
+                if metric == name:
+                    family.add_metric([variant, version], rate * elapsed_s)
+            yield family
 
 
 @pytest.fixture
