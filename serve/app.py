@@ -1,4 +1,4 @@
-"""The FastAPI app: POST /predict, GET /health, /ready, /metrics, and FastAPI's /docs.
+"""The FastAPI app: POST /predict, POST /feedback, GET /health, /ready, /metrics, and FastAPI's /docs.
 
 Bad input gets a 4xx naming the problem before it reaches a batch, so it never
 affects the other requests batched with it.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -18,6 +19,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from serve.batcher import MicroBatcher
+from serve.feedback import FeedbackStore
+from serve.feedback_api import Recorder, feedback_route
 from serve.images import BadInput, read_images
 from serve.metrics import Metrics
 from serve.model import LoadedModel
@@ -25,7 +28,7 @@ from serve.reload import ModelHolder
 from serve.settings import Settings
 
 log = logging.getLogger("serve")
-ROUTES = ("/predict", "/health", "/ready", "/metrics", "/docs", "/openapi.json")
+ROUTES = ("/predict", "/feedback", "/health", "/ready", "/metrics", "/docs", "/openapi.json")
 PREDICT_BODY = {
     "requestBody": {
         "content": {
@@ -114,7 +117,9 @@ class _Count:
             self.metrics.requests.labels(route=route, status=str(status[0])).inc()
 
 
-def _predict_route(app: FastAPI, settings: Settings, holder: ModelHolder, batcher: MicroBatcher) -> None:
+def _predict_route(
+    app: FastAPI, settings: Settings, holder: ModelHolder, batcher: MicroBatcher, recorder: Recorder
+) -> None:
     @app.post("/predict", openapi_extra=PREDICT_BODY)
     async def predict(request: Request, k: int | None = None) -> JSONResponse:
         """Top-k fine labels (with superclass) and the top superclass for each image."""
@@ -134,8 +139,14 @@ def _predict_route(app: FastAPI, settings: Settings, holder: ModelHolder, batche
         results = await batcher.submit(images)
         used = results[0][0]
         answers = [describe(m, row, k) for m, row in results]
+        request_id, variant = uuid.uuid4().hex, "champion"  # variant: helper `ab` routes between two
+        # The one place a prediction is recorded for feedback (queued; the writer thread stores it).
+        top1 = int(np.argmax(results[0][1]))
+        recorder.record(request_id, variant, used.version, top1, request.headers.get("x-client-id"))
         # A JSONResponse directly: the answer is plain JSON types, FastAPI's encoder pass is not needed.
-        return JSONResponse({"model": used.name, "version": used.version, "alias": used.alias, "predictions": answers})
+        body = {"model": used.name, "version": used.version, "alias": used.alias, "predictions": answers}
+        headers = {"X-Request-Id": request_id, "X-Model-Variant": variant, "X-Model-Version": used.version}
+        return JSONResponse({**body, "request_id": request_id, "variant": variant}, headers=headers)
 
 
 def _status_routes(app: FastAPI, holder: ModelHolder, metrics: Metrics) -> None:
@@ -162,21 +173,25 @@ def create_app(settings: Settings, holder: ModelHolder | None = None, follow: bo
     holder = holder or ModelHolder(settings, metrics)
     threads = partial(set_torch_threads, holder.device, settings.torch_threads)
     batcher = MicroBatcher(_forward(holder, metrics), settings.max_batch_size, settings.max_wait_ms / 1000, threads)
+    recorder = Recorder(FeedbackStore(settings.feedback_url))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if follow:
             holder.start()
         batcher.start()
+        recorder.start()
         yield
         await batcher.stop()
+        recorder.stop()  # after the batcher: every answered prediction is queued by then
         holder.stop()
 
     app = FastAPI(title="CIFAR-100 classifier", version="1", lifespan=lifespan)
-    app.state.holder, app.state.metrics, app.state.batcher = holder, metrics, batcher
+    app.state.holder, app.state.metrics, app.state.batcher, app.state.recorder = holder, metrics, batcher, recorder
 
     app.add_middleware(_Count, metrics=metrics)
 
-    _predict_route(app, settings, holder, batcher)
+    _predict_route(app, settings, holder, batcher, recorder)
+    feedback_route(app, holder, recorder)
     _status_routes(app, holder, metrics)
     return app
