@@ -29,7 +29,9 @@ def url(request, tmp_path):
 def test_label_stored_replaced_unknown_and_restart(url):
     store = FeedbackStore(url)
     store.record("r1", "champion", "3", 7, "client-a", 100.0)
-    store.record_many([Prediction("r2", "challenger", "4", 9, None, 101.0), Prediction("r3", "champion", "3", 1, None, 102.0)])
+    store.record_many(
+        [Prediction("r2", "challenger", "4", 9, None, 101.0), Prediction("r3", "champion", "3", 1, None, 102.0)]
+    )
     store.record("r1", "challenger", "9", 0, None, 999.0)  # a repeated id keeps its first row
     assert store.label("r1", 7, at=200.0) == "stored"
     assert store.label("r2", 5, at=201.0) == "stored"

@@ -89,7 +89,20 @@ def start(root: Path) -> tuple[str, Path]:
     log = sockets / "postgres.log"
     try:
         subprocess.run(
-            [*prefix, str(folder / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", opts, "-w", "-t", str(START_TIMEOUT_S), "start"],
+            [
+                *prefix,
+                str(folder / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(log),
+                "-o",
+                opts,
+                "-w",
+                "-t",
+                str(START_TIMEOUT_S),
+                "start",
+            ],
             **run,
         )  # type: ignore[call-overload]
     except subprocess.CalledProcessError as exc:
