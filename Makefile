@@ -295,7 +295,7 @@ sweep-smoke: $(STAMP) ## a sweep of 5 tiny experiments (2 workers) in a sandbox;
 SERVE_PARAMS ?= params.yaml
 export SERVE_PARAMS
 SERVE_GPU = $(shell docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q nvidia && echo -f containers/compose.gpu.yml)
-.PHONY: serve rollback serve-smoke
+.PHONY: serve rollback serve-smoke ab-report ab-promote bench-ab
 serve: $(STAMP) ## serve models:/<model>@champion on http://127.0.0.1:8080 (EXECUTOR=docker: in the serve image)
 ifeq ($(EXECUTOR),docker)
 	$(MAKE) --no-print-directory build-serve
@@ -306,6 +306,15 @@ endif
 
 rollback: $(STAMP) ## move the champion alias back to the previous champion; servers follow within their poll
 	$(PY) -m ops.rollback --params $(SERVE_PARAMS)
+
+ab-report: $(STAMP) ## A/B test from the feedback store: top-1 per variant, mSPRT verdict; reports/ab/{report.json,accuracy.png}
+	$(PY) -m ops.ab_report --params $(SERVE_PARAMS)
+
+ab-promote: $(STAMP) ## move champion to the challenger only on a `promote` verdict; tags, MLflow run, notification
+	$(PY) -m flows.ab_promote --params $(SERVE_PARAMS)
+
+bench-ab: $(STAMP) ## A/A false-promotion rate and power of the A/B test (about a minute; one JSON line)
+	$(PY) -m bench.ab
 
 serve-smoke: $(STAMP) ## smoke model in a sandbox, served; real PNGs, alias moved, reload checked; one JSON line
 	PIPELINE_EXECUTOR=local $(PY) -m smoke.serve $(SERVE_SMOKE_ARGS)

@@ -1,4 +1,4 @@
-"""The FastAPI app: POST /predict, GET /health, /ready, /metrics, and FastAPI's /docs.
+"""The FastAPI app: POST /predict, POST /feedback, GET /health, /ready, /metrics, and FastAPI's /docs.
 
 Bad input gets a 4xx naming the problem before it reaches a batch, so it never
 affects the other requests batched with it.
@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from serve.dispatch import Dispatcher
+from serve.feedback import FeedbackStore
+from serve.feedback_api import Recorder, feedback_route
 from serve.images import BadInput, read_images
 from serve.metrics import Metrics
 from serve.model import LoadedModel
@@ -25,7 +27,7 @@ from serve.settings import Settings
 from serve.variants import Variants
 
 log = logging.getLogger("serve")
-ROUTES = ("/predict", "/health", "/ready", "/metrics", "/docs", "/openapi.json")
+ROUTES = ("/predict", "/feedback", "/health", "/ready", "/metrics", "/docs", "/openapi.json")
 PREDICT_BODY = {
     "requestBody": {
         "content": {
@@ -85,7 +87,9 @@ class _Count:
             self.metrics.requests.labels(route=route, status=str(status[0])).inc()
 
 
-def _predict_route(app: FastAPI, settings: Settings, variants: Variants, dispatcher: Dispatcher) -> None:
+def _predict_route(
+    app: FastAPI, settings: Settings, variants: Variants, dispatcher: Dispatcher, recorder: Recorder
+) -> None:
     @app.post("/predict", openapi_extra=PREDICT_BODY)
     async def predict(request: Request, k: int | None = None) -> JSONResponse:
         """Top-k fine labels (with superclass) and the top superclass for each image. Header
@@ -113,6 +117,8 @@ def _predict_route(app: FastAPI, settings: Settings, variants: Variants, dispatc
         dispatcher.shadow(holder, images, results)  # after the answer is computed; not awaited
         keyed = "yes" if client_key else "no"
         app.state.metrics.answers.labels(variant=holder.variant, version=used.version, keyed=keyed).inc()
+        # The one place a prediction is recorded for feedback (queued; the writer thread stores it).
+        recorder.record(request_id, holder.variant, used.version, int(np.argmax(results[0][1])), client_key)
         body = {"request_id": request_id, "variant": holder.variant, "model": used.name, "version": used.version}
         headers = {"X-Request-Id": request_id, "X-Model-Variant": holder.variant, "X-Model-Version": used.version}
         # A JSONResponse directly: the answer is plain JSON types, FastAPI's encoder pass is not needed.
@@ -145,6 +151,12 @@ def _any_loaded(variants: Variants) -> ModelHolder | None:
     return next((h for h in variants.holders.values() if h.current is not None), None)
 
 
+def _loaded_model(variants: Variants) -> LoadedModel | None:
+    """A loaded model's class names map feedback labels (every variant has the same classes)."""
+    holder = _any_loaded(variants)
+    return holder.current if holder else None
+
+
 def create_app(settings: Settings, holder: ModelHolder | Variants | None = None, follow: bool = True) -> FastAPI:
     """The app; `holder` is the champion's holder (single mode) or the pair; `follow` starts the
     thread that loads the models and follows their aliases."""
@@ -154,22 +166,26 @@ def create_app(settings: Settings, holder: ModelHolder | Variants | None = None,
         variants = Variants(settings, holder.metrics if holder else Metrics(), holder)
     metrics = variants.metrics
     dispatcher = Dispatcher(variants, metrics)
+    recorder = Recorder(FeedbackStore(settings.feedback_url))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if follow:
             variants.start()
         dispatcher.start()
+        recorder.start()
         yield
         await dispatcher.stop()
+        recorder.stop()  # after the batchers: every answered prediction is queued by then
         variants.stop()
 
     app = FastAPI(title="CIFAR-100 classifier", version="1", lifespan=lifespan)
     app.state.holder, app.state.metrics, app.state.batcher = variants.champion, metrics, dispatcher.batchers["champion"]
-    app.state.variants, app.state.dispatcher = variants, dispatcher
+    app.state.variants, app.state.dispatcher, app.state.recorder = variants, dispatcher, recorder
 
     app.add_middleware(_Count, metrics=metrics)
 
-    _predict_route(app, settings, variants, dispatcher)
+    _predict_route(app, settings, variants, dispatcher, recorder)
+    feedback_route(app, lambda: _loaded_model(variants), recorder)
     _status_routes(app, variants, metrics)
     return app

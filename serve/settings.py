@@ -4,7 +4,8 @@ serve/ owns the `serve:` section (ServeParams): no stage reads it, so stages/lib
 it over and editing this file or a serve setting reruns no stage.
 
 MLFLOW_TRACKING_URI picks the registry (default: the project's sqlite store next
-to params.yaml, as the stages use); SERVE_HOST/SERVE_PORT where to listen.
+to params.yaml, as the stages use); SERVE_HOST/SERVE_PORT where to listen;
+SERVE_FEEDBACK_URL the feedback store (default: sqlite feedback.db next to params.yaml).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic.dataclasses import dataclass as typed_section
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
+from serve import feedback
 from stages.lib import params
 from stages.lib.cli import PipelineError
 from stages.lib.params import Float, Int, Str
@@ -68,6 +70,7 @@ class Settings:
     host: str
     port: int
     torch_threads: int | None
+    feedback_url: str  # the feedback store (serve/feedback.py): SQLAlchemy URL, default sqlite feedback.db
     mode: str = "single"  # single | ab | shadow (docs/serving.md, A/B and shadow)
     challenger_share: float = 0.0  # %, overridden at run time by the registered model tag serve.challenger_share
     registry_timeout_s: int = 5  # MLflow HTTP timeout of the follower's requests (s); a poll never retries
@@ -95,6 +98,7 @@ class ServeEnv(BaseSettings):
     device: str | None = None
     drift_window: int | None = None
     torch_threads: int | None = None  # CPU threads for forward passes (None: all cores but one)
+    feedback_url: str | None = None  # SQLAlchemy URL of the feedback store (None: sqlite feedback.db by params.yaml)
     mode: str | None = None
     challenger_share: float | None = None
     registry_timeout_s: int | None = None
@@ -144,6 +148,7 @@ def load(params_path: str | Path = "params.yaml", env: Mapping[str, str] | None 
     values = dataclasses.asdict(serve_params(raw, str(params_path)))
     values["tracking_uri"] = env.get("MLFLOW_TRACKING_URI") or tracking.local_store(Path(params_path).parent)[0]
     values["model_name"] = cfg.register.model_name
+    values["feedback_url"] = feedback.default_url(Path(params_path).parent)
     overrides = ServeEnv.read(env).model_dump()  # None: not set, so params.yaml's value stands
     values.update({k: v for k, v in overrides.items() if v is not None or k not in values})
     return _check(Settings(**values))
