@@ -16,10 +16,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import dataclasses
 
-    import uvicorn
-
     from serve import settings as settings_mod
     from serve.app import create_app
+    from serve.connections import serve
 
     try:
         settings = settings_mod.load(args.params)
@@ -29,7 +28,7 @@ def main(argv=None) -> int:
         print(f"serve: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    serve(create_app(settings), settings)
     return 0
 
 

@@ -17,8 +17,10 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from serve import contract, errors
 from serve.batcher import MicroBatcher
 from serve.images import BadInput, read_images
+from serve.limits import CLIENT_GONE, GONE_KEY, Bounds
 from serve.metrics import Metrics
 from serve.model import LoadedModel
 from serve.reload import ModelHolder
@@ -26,21 +28,6 @@ from serve.settings import Settings
 
 log = logging.getLogger("serve")
 ROUTES = ("/predict", "/health", "/ready", "/metrics", "/docs", "/openapi.json")
-PREDICT_BODY = {
-    "requestBody": {
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}},
-                }
-            },
-            "image/png": {"schema": {"type": "string", "format": "binary"}},
-            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-            "application/json": {"schema": {"type": "object", "properties": {"images": {"type": "array"}}}},
-        }
-    }
-}
 
 
 def describe(model: LoadedModel, probs: np.ndarray, k: int) -> dict:
@@ -111,11 +98,12 @@ class _Count:
             await self.app(scope, receive, send_status)
         finally:
             self.metrics.latency.labels(route=route).observe(time.perf_counter() - start)
-            self.metrics.requests.labels(route=route, status=str(status[0])).inc()
+            code = CLIENT_GONE if scope.get(GONE_KEY) else str(status[0])
+            self.metrics.requests.labels(route=route, status=code).inc()
 
 
 def _predict_route(app: FastAPI, settings: Settings, holder: ModelHolder, batcher: MicroBatcher) -> None:
-    @app.post("/predict", openapi_extra=PREDICT_BODY)
+    @app.post("/predict")
     async def predict(request: Request, k: int | None = None) -> JSONResponse:
         """Top-k fine labels (with superclass) and the top superclass for each image."""
         model = holder.current
@@ -144,10 +132,11 @@ def _status_routes(app: FastAPI, holder: ModelHolder, metrics: Metrics) -> None:
         return {"status": "ok"}
 
     @app.get("/ready")
-    async def ready() -> JSONResponse:
+    async def ready(request: Request) -> JSONResponse:
         model = holder.current
         if model is None:
-            return JSONResponse({"ready": False, "error": holder.last_error}, status_code=503)
+            why = f"no model loaded yet ({holder.last_error or 'loading'})"
+            return errors.error_response(request.scope, 503, why, extra={"ready": False, "error": holder.last_error})
         body = {"ready": True, "model": model.name, "version": model.version, "alias": model.alias}
         return JSONResponse({**body, "device": model.device, "last_error": holder.last_error})
 
@@ -175,7 +164,10 @@ def create_app(settings: Settings, holder: ModelHolder | None = None, follow: bo
     app = FastAPI(title="CIFAR-100 classifier", version="1", lifespan=lifespan)
     app.state.holder, app.state.metrics, app.state.batcher = holder, metrics, batcher
 
-    app.add_middleware(_Count, metrics=metrics)
+    app.add_middleware(Bounds, max_bytes=settings.max_request_bytes, body_timeout_s=settings.body_timeout_s)
+    app.add_middleware(_Count, metrics=metrics)  # outside Bounds: it counts what Bounds answers
+    errors.install(app)
+    contract.document(app, settings)
 
     _predict_route(app, settings, holder, batcher)
     _status_routes(app, holder, metrics)

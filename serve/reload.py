@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from serve.drift import carry_alarm
 from serve.metrics import Metrics
 from serve.model import LoadedModel, load_version, pick_device, resolve
 from serve.settings import Settings
@@ -48,6 +49,10 @@ class ModelHolder:
             kept = f"v{self.current.version}" if self.current else "nothing"
             log.error("serve: loading %s@%s failed, still serving %s: %s", s.model_name, s.model, kept, self.last_error)
             return False
+        if self.current is not None and carry_alarm(self.current.monitor, new.monitor, f"v{self.current.version}"):
+            log.warning(
+                "serve: v%s's drift alarm carried to v%s until it has a full window", self.current.version, version
+            )
         old, self.current = self.current, new  # the swap
         self.last_error = None
         self.metrics.serving(new.version, new.alias)
