@@ -34,7 +34,7 @@ def open_image(data: bytes, name: str, max_pixels: int) -> Image.Image:
     except UnidentifiedImageError:
         raise BadInput(415, f"{name}: not a PNG or JPEG image ({len(data)} bytes Pillow cannot identify)") from None
     except Exception as exc:  # a malformed header raises whatever its parser does
-        raise BadInput(400, f"{name}: corrupt image header ({type(exc).__name__}: {exc})") from None
+        raise BadInput(400, f"{name}: truncated or corrupt image header ({type(exc).__name__}: {exc})") from None
     if img.format not in FORMATS:
         raise BadInput(415, f"{name}: {img.format} image; send PNG or JPEG (GIF, WebP also accepted)")
     width, height = img.size
