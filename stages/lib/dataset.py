@@ -63,7 +63,11 @@ def write_raw(root: str | Path, ds: RawDataset) -> None:
     out = Path(root)
     for name in SPLITS:
         split: Split = getattr(ds, name)
-        for key, arr, dtype in (("images", split.images, np.uint8), ("fine", split.fine, np.int64), ("coarse", split.coarse, np.int64)):
+        for key, arr, dtype in (
+            ("images", split.images, np.uint8),
+            ("fine", split.fine, np.int64),
+            ("coarse", split.coarse, np.int64),
+        ):
             np.save(out / f"{name}_{key}.npy", np.ascontiguousarray(arr, dtype=dtype), allow_pickle=False)
     names = {"fine": list(ds.fine_names), "coarse": list(ds.coarse_names)}
     fsio.write_bytes(out / NAMES_FILE, (json.dumps(names, indent=1) + "\n").encode())

@@ -72,7 +72,12 @@ def _truncated_png() -> bytes:
 BAD = [
     ("not an image", {"files": [("files", ("x.png", b"hello, not an image", "image/png"))]}, 415, "not a PNG or JPEG"),
     ("truncated png", {"files": [("files", ("t.png", _truncated_png(), "image/png"))]}, 400, "truncated or corrupt"),
-    ("tiff", {"content": serving.png(np.zeros((4, 4, 3), np.uint8), "TIFF"), "headers": {"content-type": "image/tiff"}}, 415, "tiff"),
+    (
+        "tiff",
+        {"content": serving.png(np.zeros((4, 4, 3), np.uint8), "TIFF"), "headers": {"content-type": "image/tiff"}},
+        415,
+        "tiff",
+    ),
     ("empty body", {"content": b"", "headers": {"content-type": "image/png"}}, 400, "empty request body"),
     ("empty file", {"files": [("files", ("e.png", b"", "image/png"))]}, 400, "empty file"),
     ("no file part", {"files": [("note", (None, b"hello"))]}, 400, "no file part"),
@@ -202,8 +207,8 @@ def test_the_openapi_document_has_one_error_body_and_the_limits(serve_store):
         doc = http.get("/openapi.json").json()
         not_ready = http.get("/ready")
     assert not_ready.status_code == 503 and not_ready.json()["ready"] is False and not_ready.json()["detail"]
-    for path, ops in doc["paths"].items():
-        for method, op in ops.items():
+    for ops in doc["paths"].values():
+        for op in ops.values():
             for status, answer in op["responses"].items():
                 if status >= "400":
                     assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from serve.decode import decode_image, open_image
-from serve.images import decode_files, json_images
 from serve.errors import BadInput
+from serve.images import decode_files, json_images
 
 
 def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
