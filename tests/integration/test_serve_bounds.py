@@ -24,6 +24,7 @@ from tests.support.servers import ROOT, free_port, launch, wait_ready
 
 LIMIT = 2 << 20  # SERVE_MAX_REQUEST_BYTES for this module's server
 BODY_TIMEOUT_S, IDLE_TIMEOUT_S = 3, 2
+START_LIMIT_S = 600
 SLACK_S = 20  # a loaded 2-core machine may be slow to notice; the bounds above are what matter
 
 
@@ -42,10 +43,22 @@ def server(serve_template, tmp_path_factory):
     proc = launch("serve", cmd, root, env, f"http://127.0.0.1:{port}", cwd=ROOT)  # this checkout's serve/
     proc.port = port
     try:
+        _alive(proc, START_LIMIT_S)
         wait_ready(proc, "/ready")
         yield proc
     finally:
         proc.stop()
+
+
+def _alive(proc, limit_s: float) -> None:
+    """Wait for /health (importing torch and MLflow took over 120 s on 2 cores at load 12)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and proc.proc.poll() is None:
+        try:
+            if httpx.get(proc.url + "/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(1)
 
 
 def _connect(server) -> socket.socket:
