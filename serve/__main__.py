@@ -16,10 +16,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import dataclasses
 
-    import uvicorn
-
     from serve import settings as settings_mod
     from serve.app import create_app
+    from serve.connections import serve
 
     try:
         settings = settings_mod.load(args.params)
@@ -32,7 +31,7 @@ def main(argv=None) -> int:
 
     bound_requests(settings.registry_timeout_s)  # this process's MLflow client: the follower's bounds
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    serve(create_app(settings), settings)
     return 0
 
 

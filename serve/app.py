@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from contextlib import asynccontextmanager
 
 import numpy as np
@@ -16,10 +15,12 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from serve import contract, errors
 from serve.dispatch import Dispatcher
 from serve.feedback import FeedbackStore
 from serve.feedback_api import Recorder, feedback_route
 from serve.images import BadInput, read_images
+from serve.limits import CLIENT_GONE, GONE_KEY, Bounds
 from serve.metrics import Metrics
 from serve.model import LoadedModel
 from serve.reload import ModelHolder
@@ -28,21 +29,6 @@ from serve.variants import Variants
 
 log = logging.getLogger("serve")
 ROUTES = ("/predict", "/feedback", "/health", "/ready", "/metrics", "/docs", "/openapi.json")
-PREDICT_BODY = {
-    "requestBody": {
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}},
-                }
-            },
-            "image/png": {"schema": {"type": "string", "format": "binary"}},
-            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-            "application/json": {"schema": {"type": "object", "properties": {"images": {"type": "array"}}}},
-        }
-    }
-}
 
 
 def describe(model: LoadedModel, probs: np.ndarray, k: int) -> dict:
@@ -84,13 +70,14 @@ class _Count:
             await self.app(scope, receive, send_status)
         finally:
             self.metrics.latency.labels(route=route).observe(time.perf_counter() - start)
-            self.metrics.requests.labels(route=route, status=str(status[0])).inc()
+            code = CLIENT_GONE if scope.get(GONE_KEY) else str(status[0])
+            self.metrics.requests.labels(route=route, status=code).inc()
 
 
 def _predict_route(
     app: FastAPI, settings: Settings, variants: Variants, dispatcher: Dispatcher, recorder: Recorder
 ) -> None:
-    @app.post("/predict", openapi_extra=PREDICT_BODY)
+    @app.post("/predict")
     async def predict(request: Request, k: int | None = None) -> JSONResponse:
         """Top-k fine labels (with superclass) and the top superclass for each image. Header
         X-Client-Id (optional) keeps a client on one variant in A/B mode; the answer names its
@@ -112,7 +99,7 @@ def _predict_route(
         finally:
             batcher.arriving -= 1
         results = await dispatcher.run(holder, images)
-        used, request_id = results[0][0], uuid.uuid4().hex
+        used, request_id = results[0][0], errors.request_id(request.scope)  # the id error answers would carry
         answers = [describe(m, row, k) for m, row in results]
         dispatcher.shadow(holder, images, results)  # after the answer is computed; not awaited
         keyed = "yes" if client_key else "no"
@@ -131,13 +118,15 @@ def _status_routes(app: FastAPI, variants: Variants, metrics: Metrics) -> None:
         return {"status": "ok"}
 
     @app.get("/ready")
-    async def ready() -> JSONResponse:
+    async def ready(request: Request) -> JSONResponse:
         """Ready when a variant has a model loaded; says which are missing and since when the
         registry is unreachable (null when it is reachable)."""
         holder = _any_loaded(variants)  # the champion when loaded, else the challenger
         model, status = (holder.current if holder else None), variants.status()
         if holder is None or model is None:
-            return JSONResponse({"ready": False, "error": variants.champion.last_error, **status}, status_code=503)
+            last = variants.champion.last_error
+            why = f"no model loaded yet ({last or 'loading'})"
+            return errors.error_response(request.scope, 503, why, extra={"ready": False, "error": last, **status})
         body = {"ready": True, "model": model.name, "version": model.version, "alias": model.alias}
         last_error = variants.champion.last_error
         return JSONResponse({**body, "device": model.device, "last_error": last_error, **status})
@@ -183,7 +172,10 @@ def create_app(settings: Settings, holder: ModelHolder | Variants | None = None,
     app.state.holder, app.state.metrics, app.state.batcher = variants.champion, metrics, dispatcher.batchers["champion"]
     app.state.variants, app.state.dispatcher, app.state.recorder = variants, dispatcher, recorder
 
-    app.add_middleware(_Count, metrics=metrics)
+    app.add_middleware(Bounds, max_bytes=settings.max_request_bytes, body_timeout_s=settings.body_timeout_s)
+    app.add_middleware(_Count, metrics=metrics)  # outside Bounds: it counts what Bounds answers
+    errors.install(app)
+    contract.document(app, settings)
 
     _predict_route(app, settings, variants, dispatcher, recorder)
     feedback_route(app, lambda: _loaded_model(variants), recorder)

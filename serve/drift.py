@@ -168,6 +168,7 @@ class DriftMonitor:
         self._lock = threading.Lock()
         self._cached: DriftStatus | None = None
         self._new = 0  # images observed since the last test
+        self.held: DriftStatus | None = None  # an alarm carried from the monitor this one replaced
 
     @classmethod
     def from_profile(cls, path_or_dict, window: int = 500, alpha: float = DEFAULT_ALPHA, **settings):
@@ -228,6 +229,8 @@ class DriftMonitor:
             if cached is None or self._new >= self.retest_every or first:  # stale, or the first full window
                 cached = self._cached = self._test()
                 self._new = 0
+            if self.held is not None and not cached.details["tests"]:  # no verdict of its own yet
+                return dataclasses.replace(self.held, filled=int(self._filled))
             return dataclasses.replace(cached, filled=int(self._filled))
 
     def _test(self) -> DriftStatus:
@@ -250,3 +253,13 @@ class DriftMonitor:
         details = {"tests": tests, "alpha": self.alpha, "window": self.window, "min_fill": self.min_fill}
         details["seen"] = self._seen
         return DriftStatus(score_of(p_min), bool(tests) and p_min < self.alpha, int(self._filled), details)
+
+
+def carry_alarm(old: DriftMonitor | None, new: DriftMonitor | None, source: str) -> bool:
+    """A reload must not clear an active alarm: when `old` is raising it, `new` reports it (details
+    say from which `source`) until new has a full window of its own to test. True when carried."""
+    status = old.status() if old is not None else None
+    if new is None or status is None or not status.drifted:
+        return False
+    new.held = dataclasses.replace(status, details={**status.details, "held_from": source})
+    return True

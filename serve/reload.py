@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 
 from serve.assign import CHALLENGER, CHAMPION
+from serve.drift import carry_alarm
 from serve.metrics import Metrics
 from serve.model import LoadedModel, load_version, pick_device, resolve
 from serve.settings import Settings
@@ -64,6 +65,10 @@ class ModelHolder:
             new = self.loader(self.client, s.model_name, version, alias, self.device, drift_window=s.drift_window)
         except Exception as exc:  # any failure: keep serving what we have
             return self.fail(exc)
+        if self.current is not None and carry_alarm(self.current.monitor, new.monitor, f"v{self.current.version}"):
+            log.warning(
+                "serve: v%s's drift alarm carried to v%s until it has a full window", self.current.version, version
+            )
         old, self.current = self.current, new  # the swap
         self.last_error = None
         self.metrics.serving(self.variant, new.version, new.alias)

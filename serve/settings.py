@@ -41,6 +41,11 @@ class ServeParams:
     top_k: Annotated[Int, Field(ge=1)]
     max_request_bytes: Annotated[Int, Field(ge=1)]  # larger bodies are refused with 413
     max_image_pixels: Annotated[Int, Field(ge=1)]  # width x height; larger images are refused with 413
+    max_images: Annotated[Int, Field(ge=1)]  # images in one request; more is 413
+    max_request_pixels: Annotated[Int, Field(ge=1)]  # decoded pixels summed over a request's images; more is 413
+    body_timeout_s: Annotated[Float, Field(gt=0)]  # the whole body must arrive within this (408 after)
+    idle_timeout_s: Annotated[Float, Field(gt=0)]  # idle keep-alive, and the deadline for a request's head
+    max_header_bytes: Annotated[Int, Field(ge=1024)]  # request line + headers; larger closes the connection
     device: Literal["auto", "cpu", "cuda"]
     drift_window: Annotated[Int, Field(ge=10)]  # recent images the drift monitor compares with the reference
     mode: Literal["single", "ab", "shadow"]  # single | ab (split by client) | shadow (copies)
@@ -65,6 +70,11 @@ class Settings:
     top_k: int
     max_request_bytes: int
     max_image_pixels: int
+    max_images: int
+    max_request_pixels: int
+    body_timeout_s: float
+    idle_timeout_s: float
+    max_header_bytes: int
     device: str
     drift_window: int  # images in the drift monitor's rolling window (bench/drift.py measured 500)
     host: str
@@ -97,6 +107,11 @@ class ServeEnv(BaseSettings):
     poll_interval_s: float | None = None
     device: str | None = None
     drift_window: int | None = None
+    max_request_bytes: int | None = None
+    max_images: int | None = None
+    max_request_pixels: int | None = None
+    body_timeout_s: float | None = None
+    idle_timeout_s: float | None = None
     torch_threads: int | None = None  # CPU threads for forward passes (None: all cores but one)
     feedback_url: str | None = None  # SQLAlchemy URL of the feedback store (None: sqlite feedback.db by params.yaml)
     mode: str | None = None
@@ -122,7 +137,8 @@ def _check(s: Settings) -> Settings:
         raise PipelineError(f"serve model {s.model!r}: give an alias such as champion or a version number")
     if s.device not in ("auto", "cpu", "cuda"):
         raise PipelineError(f"SERVE_DEVICE={s.device!r}: use auto, cpu or cuda")
-    for key in ("port", "max_batch_size", "poll_interval_s", "drift_window"):
+    positive = ("max_request_bytes", "max_images", "max_request_pixels", "body_timeout_s", "idle_timeout_s")
+    for key in ("port", "max_batch_size", "poll_interval_s", "drift_window", *positive):
         if getattr(s, key) <= 0:
             raise PipelineError(f"serve {key} must be > 0, got {getattr(s, key)!r}")
     if s.torch_threads is not None and s.torch_threads <= 0:

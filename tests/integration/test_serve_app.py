@@ -72,7 +72,12 @@ def _truncated_png() -> bytes:
 BAD = [
     ("not an image", {"files": [("files", ("x.png", b"hello, not an image", "image/png"))]}, 415, "not a PNG or JPEG"),
     ("truncated png", {"files": [("files", ("t.png", _truncated_png(), "image/png"))]}, 400, "truncated or corrupt"),
-    ("gif", {"content": b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", "headers": {"content-type": "image/gif"}}, 415, "gif"),
+    (
+        "tiff",
+        {"content": serving.png(np.zeros((4, 4, 3), np.uint8), "TIFF"), "headers": {"content-type": "image/tiff"}},
+        415,
+        "tiff",
+    ),
     ("empty body", {"content": b"", "headers": {"content-type": "image/png"}}, 400, "empty request body"),
     ("empty file", {"files": [("files", ("e.png", b"", "image/png"))]}, 400, "empty file"),
     ("no file part", {"files": [("note", (None, b"hello"))]}, 400, "no file part"),
@@ -170,3 +175,48 @@ def test_a_pinned_version_and_a_version_without_a_card(serve_template, tmp_path)
     assert holder.current.fine_names[:2] == ["class_0", "class_1"]
     # Registered pickled (registry.log_model), so the drift monitor can have the embedding too.
     assert hasattr(holder.current.module, "forward_with_embedding")
+
+
+def test_an_internal_error_is_one_log_line_with_the_request_id_and_the_error_body(serve_store, monkeypatch, caplog):
+    import serve.app
+
+    root, _, _ = serve_store
+    holder, app = _app(root)
+    holder.check()
+
+    def broken(*args):
+        raise KeyError("planted")
+
+    monkeypatch.setattr(serve.app, "describe", broken)
+    with TestClient(app, raise_server_exceptions=False) as http, caplog.at_level("ERROR", logger="serve"):
+        got = http.post("/predict", json={"images": np.zeros((1, 32, 32, 3), int).tolist()})
+        assert http.get("/health").status_code == 200
+        metrics = http.get("/metrics").text
+    rid = got.json()["request_id"]
+    assert got.status_code == 500 and rid in got.json()["detail"] and got.headers["x-request-id"] == rid
+    lines = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(lines) == 1 and rid in lines[0].getMessage() and "KeyError" in lines[0].getMessage()
+    assert lines[0].exc_info is None and "test_serve_app.py:" in lines[0].getMessage()  # where it was raised
+    assert 'cifar100_requests_total{route="/predict",status="500"} 1.0' in metrics
+
+
+def test_the_openapi_document_has_one_error_body_and_the_limits(serve_store):
+    root, _, _ = serve_store
+    _, app = _app(root, max_images=7)
+    with TestClient(app) as http:
+        doc = http.get("/openapi.json").json()
+        not_ready = http.get("/ready")
+    assert not_ready.status_code == 503 and not_ready.json()["ready"] is False and not_ready.json()["detail"]
+    for ops in doc["paths"].values():
+        for op in ops.values():
+            for status, answer in op["responses"].items():
+                if status >= "400":
+                    assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    predict = doc["paths"]["/predict"]["post"]
+    assert sorted(predict["responses"]) == ["200", "400", "408", "413", "415", "422", "500", "503"]
+    body = predict["requestBody"]["content"]
+    assert body["multipart/form-data"]["schema"]["properties"]["files"]["maxItems"] == 7
+    assert body["application/json"]["schema"]["oneOf"][1]["maxItems"] == 7
+    k = next(p for p in predict["parameters"] if p["name"] == "k")
+    assert (k["schema"]["minimum"], k["schema"]["maximum"]) == (1, 100)
+    assert "text/plain" in doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]

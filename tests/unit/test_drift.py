@@ -281,3 +281,20 @@ def test_tests_rerun_only_after_retest_every_new_images(profile):
     assert (cached.score, cached.drifted, cached.filled) == (clean.score, False, 100)
     mon.observe(images(10, rng, shift=80), *outputs(10, rng))  # 40 new: tested again
     assert mon.status().drifted
+
+
+def test_a_reload_carries_an_active_alarm_until_the_new_monitor_has_a_full_window(profile):
+    rng = np.random.default_rng(8)
+    old = drift.DriftMonitor.from_profile(profile, window=100)
+    old.observe(images(100, rng, shift=40), *outputs(100, rng))
+    assert old.status().drifted
+    new = drift.DriftMonitor.from_profile(profile, window=100)
+    assert drift.carry_alarm(old, new, "v1")
+    assert new.status().drifted and new.status().details["held_from"] == "v1" and new.status().filled == 0
+    new.observe(images(50, rng), *outputs(50, rng))
+    assert new.status().drifted  # half a window: no verdict of its own yet
+    new.observe(images(50, rng), *outputs(50, rng))
+    assert not new.status().drifted and "held_from" not in new.status().details  # its own clean verdict
+    calm = drift.DriftMonitor.from_profile(profile, window=100)
+    assert not drift.carry_alarm(new, calm, "v2") and not drift.carry_alarm(None, calm, "v0")
+    assert not drift.carry_alarm(old, None, "v1")  # a version without a profile: the gauges keep their value
