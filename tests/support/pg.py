@@ -73,10 +73,20 @@ def _owner_prefix(root: Path) -> list[str]:
     return ["runuser", "-u", "postgres", "--"]
 
 
+def pg_bin() -> Path | None:
+    """initdb's folder: on PATH, else Debian's /usr/lib/postgresql/<major>/bin (off PATH)."""
+    found = shutil.which("initdb")
+    if found and shutil.which("pg_ctl"):
+        return Path(found).resolve().parent
+    folders = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True)
+    return next((f for f in folders if (f / "initdb").exists()), None)
+
+
 def start(root: Path, user: str = "mlflow") -> Postgres:
     """Initialise and start a server in root (which it may own)."""
-    if not (shutil.which("initdb") and shutil.which("pg_ctl")):
-        pytest.skip("PostgreSQL is not installed (no initdb/pg_ctl on PATH; .ci/run installs it)")
+    folder = pg_bin()
+    if folder is None:
+        pytest.skip("PostgreSQL is not installed: no initdb on PATH or in /usr/lib/postgresql/*/bin")
     prefix, password = _owner_prefix(root), f"pg-{secrets.token_hex(8)}"
     pg = Postgres(free_port(), user, password, root / "data")
     pwfile = root / "pw"
@@ -84,11 +94,13 @@ def start(root: Path, user: str = "mlflow") -> Postgres:
     if prefix:
         shutil.chown(pwfile, "postgres", "postgres")
     ok = {"check": True, "capture_output": True, "text": True}
-    initdb = ["initdb", "-D", str(pg.data), "-U", user, f"--pwfile={pwfile}", "--auth=scram-sha-256", "--no-sync"]
+    initdb = [str(folder / "initdb"), "-D", str(pg.data), "-U", user, f"--pwfile={pwfile}", "--auth=scram-sha-256"]
+    initdb.append("--no-sync")  # a throwaway cluster: no fsync
     subprocess.run([*prefix, *initdb], **ok)  # type: ignore[call-overload]
     pwfile.unlink()
     opts = f"-h 127.0.0.1 -p {pg.port} -k {root} -c fsync=off -c max_connections=100"
-    ctl = ["pg_ctl", "-D", str(pg.data), "-l", str(root / "postgres.log"), "-o", opts, "-w", "-t", str(START_TIMEOUT_S)]
+    log = root / "postgres.log"
+    ctl = [str(folder / "pg_ctl"), "-D", str(pg.data), "-l", str(log), "-o", opts, "-w", "-t", str(START_TIMEOUT_S)]
     try:
         subprocess.run([*prefix, *ctl, "start"], **ok)  # type: ignore[call-overload]
     except subprocess.CalledProcessError as exc:
