@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
-from smoke.servers import Server, free_port, launch, wait_ready
+from smoke.servers import Server, free_port, launch
 from tests.conftest import ROOT
 from tests.support.pg import postgres  # noqa: F401  (fixture)
 from tests.support.servers import VENV_BIN, moto_s3  # noqa: F401  (fixture)
@@ -22,6 +25,7 @@ from tests.support.servers import VENV_BIN, moto_s3  # noqa: F401  (fixture)
 RUNS_PER_WRITER = 6
 WRITER_TIMEOUT_S = 300  # two cold MLflow imports and 12 runs of ~15 requests on 2 busy cores
 PREFIX = "team-mlflow"
+READY_TIMEOUT_S = 600  # MLflow's ~50 schema migrations on PostgreSQL: 25 s idle, > 120 s on a loaded 2-core host
 
 
 def manifest_container() -> dict:
@@ -55,10 +59,26 @@ def team_server(postgres, moto_s3, tmp_path_factory):  # noqa: F811
     port, workdir = free_port(), tmp_path_factory.mktemp("team-mlflow")
     server = launch("mlflow-team", server_command(port), workdir, env, f"http://127.0.0.1:{port}")
     try:
-        wait_ready(server, "/health")
+        _wait_ready(server)
         yield server
     finally:
         server.stop()
+
+
+def _wait_ready(server: Server) -> None:
+    """smoke.servers.wait_ready's loop with a longer bound: the first start creates the schema."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {server.proc.returncode}:\n{server.tail()}")
+        try:
+            with urllib.request.urlopen(server.url + "/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{server.name} not ready after {READY_TIMEOUT_S} s:\n{server.tail()}")
 
 
 def write_concurrently(server: Server, outdir: Path) -> list[dict]:
