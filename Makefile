@@ -16,7 +16,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCKS) 2>/dev/null | sh
 # `make help`: each `# ---- title ----` line is a heading, each `target: ## text` a line under it.
 help: ## list the targets, by section
 	@awk '/^#+ ---- / { sub(/^#+ ---- /, ""); sub(/ *-+$$/, ""); printf "\n%s\n", $$0; next } \
-	    /^[a-zA-Z_-]+:.*## / { split($$0, a, /:.*## /); printf "  make %-18s %s\n", a[1], a[2] }' $(MAKEFILE_LIST)
+	    /^[a-zA-Z0-9_-]+:.*## / { split($$0, a, /:.*## /); printf "  make %-18s %s\n", a[1], a[2] }' $(MAKEFILE_LIST)
 
 # Exactly the lock, every layer (versions and sha256 hashes of every package, dev tools too),
 # then the project itself without resolving anything.
@@ -346,6 +346,24 @@ monitoring-check: ## promtool/amtool: check the Prometheus and Alertmanager conf
 
 guardrail: $(STAMP) ## Alertmanager's webhook on 127.0.0.1:9097: a failing challenger's share -> 0, a failing new champion rolled back
 	$(PY) -m flows.guardrail_server --params $(SERVE_PARAMS)
+
+# ---- Kubernetes and the team MLflow server (deploy/, docs/deploy.md) --------
+# deploy/: a kustomize base and the overlays cpu and gpu. k8s-render needs only kubectl (its
+# built-in kustomize); k8s-run needs a kubeconfig that reaches a cluster, else it prints, in one
+# line, what it would apply. The team MLflow server: compose profile `team` (PostgreSQL + S3).
+.PHONY: k8s-render k8s-run team-up team-down
+K8S_OVERLAY ?= cpu
+k8s-render: $(STAMP) ## render every deploy/ overlay (and sample stage Jobs) into .k8s-render/ for review
+	$(PY) -m ops.k8s render --out .k8s-render
+
+k8s-run: $(STAMP) ## apply deploy/overlays/K8S_OVERLAY (cpu) with a fresh runner Job; no cluster: what it would apply
+	$(PY) -m ops.k8s run --overlay $(K8S_OVERLAY)
+
+team-up: build-serve ## team MLflow on PostgreSQL + S3 on 127.0.0.1:5001 (POSTGRES_PASSWORD, AWS_*, TEAM_MLFLOW_ARTIFACTS)
+	$(COMPOSE) --profile team up -d team-postgres team-mlflow
+
+team-down: ## stop the team MLflow server and its PostgreSQL (the database volume stays)
+	$(COMPOSE) --profile team rm -fs team-postgres team-mlflow
 
 # ---- automation above DVC (flows/): Prefect, Airflow, notifications, git hooks ----
 # Settings from the environment or .env (AUTOMATION_*, see .env.example); the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PostgreSQL server binaries (Debian/Ubuntu package `postgresql`) for the feedback store's tests:
+# PostgreSQL server binaries (Debian/Ubuntu package `postgresql`) for the feedback store and team-MLflow tests:
 # tests/support/postgres.py runs initdb + pg_ctl into a tmp folder on a free port. Debian puts
 # them in /usr/lib/postgresql/<major>/bin, off PATH; the fixture looks there. Idempotent: does
 # nothing where initdb is found. Needs root (apt). The package's own cluster service is stopped.
