@@ -133,7 +133,8 @@ def follow(core, stage: str, job: str, settings: K8sSettings, out: BinaryIO) -> 
             break
     else:
         raise PipelineError(
-            f"no pod of Job {namespace}/{job} started in {timeout_s:.0f} s (K8S_START_TIMEOUT_S): see `kubectl -n {namespace} describe job {job}`"
+            f"no pod of Job {namespace}/{job} started in {timeout_s:.0f} s (K8S_START_TIMEOUT_S): "
+            f"see `kubectl -n {namespace} describe job {job}`"
         )
     name = pod["metadata"]["name"]
     if k8s_pod.started(pod):
@@ -199,11 +200,13 @@ def main(argv: list[str], environ: Mapping[str, str] = os.environ) -> int:
 
         where = settings.api_url if settings and settings.api_url else client.Configuration.get_default_copy().host
         say(
-            f"error: Kubernetes API not reachable at {where} ({type(exc).__name__}): start the cluster, or point K8S_API_URL or your kubeconfig's context at it (`kubectl cluster-info`)"
+            f"error: Kubernetes API not reachable at {where} ({type(exc).__name__}): start the cluster, "
+            "or point K8S_API_URL or your kubeconfig's context at it (`kubectl cluster-info`)"
         )
     except ApiException as exc:
         body = json.loads(exc.body or "{}") if (exc.body or "").startswith("{") else {}
         say(
-            f"error: the Kubernetes API refused stage {argv[0]}: {exc.status} {body.get('message') or exc.reason}; check K8S_NAMESPACE and the runner's RBAC (jobs, pods, pods/log, leases)"
+            f"error: the Kubernetes API refused stage {argv[0]}: {exc.status} {body.get('message') or exc.reason}; "
+            "check K8S_NAMESPACE and the runner's RBAC (jobs, pods, pods/log, leases)"
         )
     return 1

@@ -12,6 +12,7 @@ from runner.outcome import resume_hint, verdict
 
 PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
 ENDED_PHASES = frozenset({"Succeeded", "Failed"})
+UNSCHEDULABLE_FIX = "check K8S_RESOURCES, K8S_GPUS and K8S_GPU_NODE_SELECTOR against the nodes (kubectl describe nodes)"
 
 
 def _state(pod: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -40,10 +41,12 @@ def stuck(pod: Mapping[str, Any], image: str) -> str | None:
             and cond.get("status") == "False"
             and cond.get("reason") == "Unschedulable"
         ):
-            return f"cannot be scheduled ({cond.get('message') or 'no node fits'}): check K8S_RESOURCES, K8S_GPUS and K8S_GPU_NODE_SELECTOR against the nodes (kubectl describe nodes)"
+            why = cond.get("message") or "no node fits"
+            return f"cannot be scheduled ({why}): {UNSCHEDULABLE_FIX}"
     waiting = _state(pod).get("waiting") or {}
     if waiting.get("reason") in PULL_FAILURES:
-        return f"cannot pull image {image} ({waiting['reason']}: {waiting.get('message') or 'no detail'}): push it where the cluster pulls from, or fix K8S_IMAGE"
+        why = f"{waiting['reason']}: {waiting.get('message') or 'no detail'}"
+        return f"cannot pull image {image} ({why}): push it where the cluster pulls from, or fix K8S_IMAGE"
     return None
 
 
@@ -57,6 +60,7 @@ def outcome(stage: str, pod: Mapping[str, Any]) -> str | None:
     """The one line for a stage that was evicted, killed (OOM) or interrupted; None for an ordinary exit."""
     status = pod.get("status") or {}
     if status.get("reason") == "Evicted":
-        return f"stage {stage} was evicted from node {pod.get('spec', {}).get('nodeName', '?')} ({status.get('message') or 'no detail'}); {resume_hint(stage)}"
+        node, why = pod.get("spec", {}).get("nodeName", "?"), status.get("message") or "no detail"
+        return f"stage {stage} was evicted from node {node} ({why}); {resume_hint(stage)}"
     terminated = _state(pod).get("terminated") or {}
     return verdict(stage, exit_code(pod), terminated.get("reason") == "OOMKilled")

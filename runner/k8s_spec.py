@@ -120,10 +120,11 @@ def job_spec(
 ) -> dict[str, Any]:
     """The batch/v1 Job for one stage (argv = [stage, *args], as the runner got it)."""
     stage = argv[0]
-    meta = {
+    job_labels = labels(stage, workdir, run)
+    meta: dict[str, Any] = {
         "name": job_name(stage, workdir),
         "namespace": settings.namespace,
-        "labels": labels(stage, workdir, run),
+        "labels": job_labels,
         "annotations": {WORKDIR_ANNOTATION: str(workdir)},
     }
     return {
@@ -134,7 +135,7 @@ def job_spec(
             "backoffLimit": 0,  # a failed stage is the runner's to report, never silently retried
             "ttlSecondsAfterFinished": settings.ttl_s,
             "template": {
-                "metadata": {"labels": dict(meta["labels"])},
+                "metadata": {"labels": dict(job_labels)},
                 "spec": pod_spec(argv, workdir, settings, environ),
             },
         },
