@@ -5,7 +5,8 @@ the Job runner/k8s_spec.py builds, watches its pod (by label, never polling), st
 log to this output as it is written, and returns the container's exit code. A pod that cannot
 start (unschedulable, image not pullable), an eviction or the OOM killer ends in one line naming
 the stage. The Job is deleted (propagation Foreground: its pod goes first) however the stage
-ends, Ctrl-C and SIGTERM included. The official `kubernetes` client is imported here only.
+ends, Ctrl-C and SIGTERM included. The calls on Jobs and pods are in runner/k8s_jobs.py; the
+official `kubernetes` client is imported lazily, by the runner/k8s*.py modules only.
 """
 
 from __future__ import annotations
@@ -14,19 +15,16 @@ import json
 import os
 import signal
 import sys
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from runner import k8s_lease, k8s_pod
+from runner.k8s_jobs import create, delete, pods
 from runner.k8s_settings import K8sSettings
 from runner.k8s_spec import CONTAINER, job_spec
 from runner.outcome import verdict
 from stages.lib.cli import PipelineError
-
-JOB_LABEL = "batch.kubernetes.io/job-name"  # set on its pods by the Job controller
-GONE_WAIT_S = 60  # how long a leftover Job may take to go (Foreground: its pods first)
 
 
 def api_client(settings: K8sSettings):
@@ -51,74 +49,6 @@ def api_client(settings: K8sSettings):
 
 def say(line: str) -> None:
     print(f"k8s: {line}", file=sys.stderr, flush=True)
-
-
-def pods(core, namespace: str, job: str, timeout_s: float, watch_s: float) -> Iterator[dict[str, Any]]:
-    """The Job's pod as it changes: watches by label, each ended by the server after watch_s (or
-    by the client when idle) and opened again, which replays the pod's state; for timeout_s in all."""
-    import urllib3
-    from kubernetes import watch
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        stream = watch.Watch().stream(
-            core.list_namespaced_pod,
-            namespace,
-            label_selector=f"{JOB_LABEL}={job}",
-            timeout_seconds=max(1, int(watch_s)),
-            _request_timeout=(30, watch_s + 5),
-            deserialize=False,
-        )
-        try:
-            for event in stream:
-                pod = event.get("object") or {}
-                if (
-                    event.get("type") != "DELETED"
-                    and (pod.get("metadata", {}).get("labels") or {}).get(JOB_LABEL) == job
-                ):
-                    yield pod
-        except urllib3.exceptions.ReadTimeoutError:
-            continue  # an idle watch the server did not end: open another
-
-
-def create(batch, spec: Mapping[str, Any]) -> None:
-    """Create the Job; one left by a dead runner (409: same project and stage) is removed first."""
-    from kubernetes.client.exceptions import ApiException
-
-    meta = spec["metadata"]
-    try:
-        batch.create_namespaced_job(meta["namespace"], spec, _preload_content=False)
-        return
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
-    say(f"removing Job {meta['name']} left over by an earlier run")
-    delete(batch, meta["name"], meta["namespace"], wait_s=GONE_WAIT_S)
-    batch.create_namespaced_job(meta["namespace"], spec, _preload_content=False)
-
-
-def delete(batch, name: str, namespace: str, wait_s: float = 0) -> None:
-    """Delete the Job and its pod (Foreground); with wait_s, until the API no longer has it."""
-    from kubernetes import watch
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        batch.delete_namespaced_job(name, namespace, propagation_policy="Foreground", _preload_content=False)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-        return
-    if wait_s:
-        stream = watch.Watch().stream(
-            batch.list_namespaced_job,
-            namespace,
-            field_selector=f"metadata.name={name}",
-            timeout_seconds=int(wait_s),
-            deserialize=False,
-        )
-        for event in stream:
-            if event.get("type") == "DELETED" and event["object"]["metadata"]["name"] == name:
-                return
 
 
 def follow(core, stage: str, job: str, settings: K8sSettings, out: BinaryIO) -> int:
@@ -170,18 +100,22 @@ def run(argv: list[str], environ: Mapping[str, str], settings: K8sSettings, out:
     spec = job_spec(argv, workdir, settings, environ, holder)
     name, ns = spec["metadata"]["name"], settings.namespace
     with k8s_lease.held(coord, ns, workdir, holder, settings.lease_s):
-        signal.signal(signal.SIGTERM, _terminate)
-        create(batch, spec)
+        previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
+            create(batch, spec, say)
             say(f"stage {stage} in Job {ns}/{name}, image {settings.image}")
             return follow(core, stage, name, settings, out)
         except KeyboardInterrupt:
             say(verdict(stage, 130, False) or "")
             return 130
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in previous:
                 signal.signal(sig, signal.SIG_IGN)  # one interrupt is enough: the delete must not be cut
-            delete(batch, name, ns)
+            try:
+                delete(batch, name, ns)
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
 
 
 def main(argv: list[str], environ: Mapping[str, str] = os.environ) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import threading
 from typing import Any
 
@@ -55,6 +56,11 @@ class Cluster:
             self.emulator, self.url = emulator, str(server.url).rstrip("/")
             self._ready.set()
             await self._stop.wait()
+            # Open watches and followed logs never end by themselves (kmock ignores timeoutSeconds), and
+            # the server's shutdown waits for its handlers: end them first, so close() is prompt.
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
 
     def requests(self, but_agent: str = KUBELET_AGENT) -> list[Any]:
         """The requests served so far, but those of the emulated kubelet."""
@@ -89,7 +95,9 @@ class Script:
 
 
 class Kubelet(threading.Thread):
-    """Watches Jobs; for each new one creates its pod, serves its log and sets its end."""
+    """Watches Jobs: for each new one creates its pod, serves its log and sets its end; deletes a
+    deleted Job's pods (the garbage collector's part in a Foreground delete). What failed in the
+    kubelet itself is kept in `errors` (tests assert it stays empty)."""
 
     def __init__(self, cluster: Cluster, namespace: str, script=lambda job: Script()):
         super().__init__(name="kubelet", daemon=True)
@@ -101,6 +109,8 @@ class Kubelet(threading.Thread):
         api.user_agent = KUBELET_AGENT
         self.core, self.batch = client.CoreV1Api(api), client.BatchV1Api(api)
         self.cluster, self.namespace, self.script = cluster, namespace, script
+        self.pods: dict[str, list[str]] = {}  # Job name -> its pods' names
+        self.errors: list[str] = []
 
     def run(self) -> None:
         from kubernetes import watch
@@ -109,46 +119,50 @@ class Kubelet(threading.Thread):
         with contextlib.suppress(Exception):  # the cluster closed under the watch: the kubelet ends
             for event in w.stream(self.batch.list_namespaced_job, self.namespace, deserialize=False):
                 if event["type"] == "ADDED":
-                    threading.Thread(target=self.run_job, args=(event["object"],), daemon=True).start()
+                    threading.Thread(target=self._guarded, args=(self._run_job, event["object"]), daemon=True).start()
+                elif event["type"] == "DELETED":  # before the next event: a Job created again finds its old pods gone
+                    self._guarded(self._delete_pods, event["object"])
 
-    def run_job(self, job: dict) -> None:
+    def _guarded(self, target, job: dict) -> None:
         try:
-            self._run_job(job)
-        except Exception:  # the Job may be deleted under it
-            import traceback
+            target(job)
+        except Exception as exc:  # kept for the test to assert on; the thread ends
+            self.errors.append(f"{target.__name__} {job['metadata']['name']}: {exc!r}")
 
-            traceback.print_exc()
+    def _delete_pods(self, job: dict) -> None:
+        for pod_name in self.pods.pop(job["metadata"]["name"], []):
+            self.core.delete_namespaced_pod(pod_name, self.namespace, _preload_content=False)
 
     def _run_job(self, job: dict) -> None:
         script, name = self.script(job), job["metadata"]["name"]
         template = job["spec"]["template"]
-        pod_name = f"{name}-x7k2p"
+        pod_name = f"{name}-{next(_SUFFIX):05d}"  # the Job controller's random suffix, counted here
+        self.pods.setdefault(name, []).append(pod_name)
         labels = {**template["metadata"]["labels"], "batch.kubernetes.io/job-name": name, "job-name": name}
         log = (*script.log, ...) if script.hang else script.log
         self.cluster.emulator[f"get /api/v1/namespaces/{self.namespace}/pods/{pod_name}/log"] << log
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": pod_name, "labels": labels},
-            "spec": template["spec"],
-        }
+        # metadata.namespace in the body too: a real API server fills it in from the URL, kmock keeps the
+        # body as sent and drops a namespaced watch's live events whose object has no metadata.namespace
+        meta = {"name": pod_name, "namespace": self.namespace, "labels": labels}
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template["spec"]}
         self.core.create_namespaced_pod(
             self.namespace, {**pod, "status": _status("Pending", script, {})}, _preload_content=False
         )
         if script.fail in ("ErrImagePull", "ImagePullBackOff", "Unschedulable"):
-            self._status(
-                pod_name, _status("Pending", script, {"waiting": {"reason": script.fail, "message": "emulated"}})
-            )
-            return
+            waiting = {"waiting": {"reason": script.fail, "message": "emulated"}}
+            return self._status(pod_name, _status("Pending", script, waiting))
         self._status(pod_name, _status("Running", script, {"running": {"startedAt": "2026-01-01T00:00:00Z"}}))
         if script.hang:
-            return
+            return None
         reason = "OOMKilled" if script.fail == "OOMKilled" else ("Completed" if script.exit_code == 0 else "Error")
         terminated = {"terminated": {"exitCode": script.exit_code, "reason": reason}}
-        self._status(pod_name, _status("Succeeded" if script.exit_code == 0 else "Failed", script, terminated))
+        return self._status(pod_name, _status("Succeeded" if script.exit_code == 0 else "Failed", script, terminated))
 
     def _status(self, pod_name: str, status: dict) -> None:
         self.core.patch_namespaced_pod_status(pod_name, self.namespace, {"status": status}, _preload_content=False)
+
+
+_SUFFIX = itertools.count(1)
 
 
 def _status(phase: str, script: Script, state: dict) -> dict[str, Any]:
