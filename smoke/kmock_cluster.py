@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import itertools
 import threading
+import time
 from typing import Any
 
 KUBELET_AGENT = "emulated-kubelet"
@@ -92,6 +93,7 @@ class Script:
     exit_code: int = 0
     fail: str = ""  # "" | OOMKilled | Evicted | ErrImagePull | ImagePullBackOff | Unschedulable
     hang: bool = False  # keep running (and the log open) until the Job is deleted
+    run_s: float = 0.0  # the pod's own time: seconds from running to terminated
 
 
 class Kubelet(threading.Thread):
@@ -154,6 +156,7 @@ class Kubelet(threading.Thread):
         self._status(pod_name, _status("Running", script, {"running": {"startedAt": "2026-01-01T00:00:00Z"}}))
         if script.hang:
             return None
+        time.sleep(script.run_s)
         reason = "OOMKilled" if script.fail == "OOMKilled" else ("Completed" if script.exit_code == 0 else "Error")
         terminated = {"terminated": {"exitCode": script.exit_code, "reason": reason}}
         return self._status(pod_name, _status("Succeeded" if script.exit_code == 0 else "Failed", script, terminated))
