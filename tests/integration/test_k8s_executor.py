@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -140,11 +141,14 @@ def test_sigterm_deletes_the_job(cluster, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "runner", "validate"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
+    watchdog = threading.Timer(90, proc.kill)  # a runner that never starts the pod fails the readline
+    watchdog.start()
     try:
         assert proc.stdout is not None and proc.stdout.readline() == b"started\n"  # the pod runs
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
+        watchdog.cancel()
         proc.kill()
     assert proc.returncode == 130, err
     assert b"stage validate was interrupted" in err
