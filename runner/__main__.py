@@ -5,8 +5,8 @@ whichever executor runs it. PIPELINE_EXECUTOR=local (default) runs the stage in
 this process, under a GPU lease (and tethered to its launcher inside a stage
 container); PIPELINE_EXECUTOR=docker hands the same argv to a sibling container
 started from the stage image, which runs `python -m runner` again with the local
-executor. An executor is a function argv -> exit status in EXECUTORS; another one
-(k8s) is one more entry.
+executor; PIPELINE_EXECUTOR=k8s runs it as a Kubernetes Job (runner/k8s.py). An
+executor is a function argv -> exit status in EXECUTORS.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from runner import gpu_lease, launch, tether
+from runner import gpu_lease, k8s, launch, tether
 from stages import __main__ as stages_entry
 from stages.lib.cli import PipelineError
 
@@ -37,7 +37,12 @@ def run_docker(argv: list[str]) -> int:
     return launch.main(argv)
 
 
-EXECUTORS: dict[str, Callable[[list[str]], int]] = {"local": run_local, "docker": run_docker}
+def run_k8s(argv: list[str]) -> int:
+    """The stage as a Kubernetes Job from the stage image (runner/k8s.py)."""
+    return k8s.main(argv)
+
+
+EXECUTORS: dict[str, Callable[[list[str]], int]] = {"local": run_local, "docker": run_docker, "k8s": run_k8s}
 
 
 def main(argv: list[str] | None = None) -> int:
