@@ -48,7 +48,7 @@ def test_secrets_by_reference_only_and_only_to_mlflow_stages():
             for e in container(build(stage))["env"]
             if "valueFrom" in e
         }
-        assert refs == dict.fromkeys(credentials.STAGE_SECRETS, "cifar100-mlflow")
+        assert refs == dict.fromkeys(credentials.STAGE_SECRETS, "cifar100-secrets")
     for stage in ("ingest", "validate", "preprocess", "profile"):
         assert not [e for e in container(build(stage))["env"] if "valueFrom" in e or e["name"] in SECRETS]
 
