@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from runner import gpu_lease, k8s, launch, tether
+from runner import gpu_lease, k8s, launch, multinode, tether
 from stages import __main__ as stages_entry
 from stages.lib.cli import PipelineError
 
@@ -54,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     if executor not in EXECUTORS:
         print(f"runner: PIPELINE_EXECUTOR must be one of {', '.join(EXECUTORS)}, got {executor!r}", file=sys.stderr)
         return 2
+    problem = multinode.executor_problem(executor, argv)  # train.nodes > 1 needs the k8s executor
+    if problem:
+        print(f"{argv[0]}: error: {problem}", file=sys.stderr)
+        return 1
     return EXECUTORS[executor](argv)
 
 
