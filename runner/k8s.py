@@ -19,10 +19,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from runner import k8s_lease, k8s_pod
-from runner.k8s_jobs import create, delete, pods
+from runner import k8s_lease, k8s_pod, multinode
+from runner.k8s_jobs import create, create_service, delete, delete_service, pods
 from runner.k8s_settings import K8sSettings
-from runner.k8s_spec import CONTAINER, job_spec
+from runner.k8s_spec import CONTAINER, job_spec, wants_gpu
 from runner.outcome import verdict
 from stages.lib.cli import PipelineError
 
@@ -86,6 +86,19 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt  # unwinds into run()'s finally, which deletes the Job
 
 
+def _specs(argv: list[str], workdir: Path, settings: K8sSettings, environ: Mapping[str, str], holder: str):
+    """(the Job, its headless Service or None): train with train.nodes > 1 is an Indexed Job of that
+    many pods under torchrun's c10d rendezvous on pod 0 (runner/multinode.py)."""
+    spec = job_spec(argv, workdir, settings, environ, holder)
+    nodes = multinode.nodes_for(argv)
+    if nodes <= 1:
+        return spec, None
+    procs: int | str = "gpu" if wants_gpu(argv[0], environ, settings) else 1
+    meta = spec["metadata"]
+    service = multinode.headless_service(meta["name"], meta["namespace"], meta.get("labels") or {})
+    return multinode.multinode_job(spec, nodes, procs, argv), service
+
+
 def run(argv: list[str], environ: Mapping[str, str], settings: K8sSettings, out: BinaryIO) -> int:
     """The stage as a Job, under the project's Lease; the Job is gone when this returns."""
     from kubernetes import client
@@ -97,11 +110,13 @@ def run(argv: list[str], environ: Mapping[str, str], settings: K8sSettings, out:
     stage, workdir, holder = argv[0], Path.cwd(), k8s_lease.identity(environ)
     api = api_client(settings)
     core, batch, coord = client.CoreV1Api(api), client.BatchV1Api(api), client.CoordinationV1Api(api)
-    spec = job_spec(argv, workdir, settings, environ, holder)
+    spec, service = _specs(argv, workdir, settings, environ, holder)
     name, ns = spec["metadata"]["name"], settings.namespace
     with k8s_lease.held(coord, ns, workdir, holder, settings.lease_s):
         previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
+            if service:
+                create_service(core, service)
             create(batch, spec, say)
             say(f"stage {stage} in Job {ns}/{name}, image {settings.image}")
             return follow(core, stage, name, settings, out)
@@ -113,6 +128,8 @@ def run(argv: list[str], environ: Mapping[str, str], settings: K8sSettings, out:
                 signal.signal(sig, signal.SIG_IGN)  # one interrupt is enough: the delete must not be cut
             try:
                 delete(batch, name, ns)
+                if service:
+                    delete_service(core, service["metadata"]["name"], ns)
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 JOB_LABEL = "batch.kubernetes.io/job-name"  # set on its pods by the Job controller
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"  # on each pod of an Indexed Job
 GONE_WAIT_S = 60.0  # how long a leftover Job may take to go (Foreground: its pods first)
 
 
@@ -40,8 +41,35 @@ def pods(core, namespace: str, job: str, timeout_s: float, watch_s: float) -> It
         for event in watch(core.list_namespaced_pod, namespace, watch_s, label_selector=f"{JOB_LABEL}={job}"):
             pod = event.get("object") or {}
             # the label checked here too: a server may ignore the selector (kmock does)
-            if event.get("type") != "DELETED" and (pod.get("metadata", {}).get("labels") or {}).get(JOB_LABEL) == job:
+            meta = pod.get("metadata") or {}
+            # An Indexed Job (train.nodes > 1) has a pod per node: rank 0, on index 0, is the one followed.
+            index = (meta.get("annotations") or {}).get(INDEX_ANNOTATION, "0")
+            if event.get("type") != "DELETED" and (meta.get("labels") or {}).get(JOB_LABEL) == job and index == "0":
                 yield pod
+
+
+def create_service(core, service: Mapping[str, Any]) -> None:
+    """The headless Service of a multi-node Job (its pods' DNS names); one left over is replaced."""
+    from kubernetes.client.exceptions import ApiException
+
+    meta = service["metadata"]
+    try:
+        core.create_namespaced_service(meta["namespace"], service, _preload_content=False)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        delete_service(core, meta["name"], meta["namespace"])
+        core.create_namespaced_service(meta["namespace"], service, _preload_content=False)
+
+
+def delete_service(core, name: str, namespace: str) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        core.delete_namespaced_service(name, namespace, _preload_content=False)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
 
 
 def create(batch, spec: Mapping[str, Any], say) -> None:

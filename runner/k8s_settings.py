@@ -37,8 +37,12 @@ class K8sSettings(EnvSettings):
     context: str = ""  # kubeconfig context ('' = current)
     namespace: Annotated[str, Field(pattern=NAME.pattern)] = "default"
     image: str = ""  # the stage image, pushed where the cluster pulls from (required)
-    pvc: Annotated[str, Field(pattern=NAME.pattern)] = "workspace"  # ReadWriteMany (deploy/base/workspace.yaml), holds the project
-    secret: Annotated[str, Field(pattern=NAME.pattern)] = "cifar100-secrets"  # deploy/ docs; keys: runner/credentials.STAGE_SECRETS
+    pvc: Annotated[str, Field(pattern=NAME.pattern)] = (
+        "workspace"  # ReadWriteMany (deploy/base/workspace.yaml), holds the project
+    )
+    secret: Annotated[str, Field(pattern=NAME.pattern)] = (
+        "cifar100-secrets"  # deploy/ docs; keys: runner/credentials.STAGE_SECRETS
+    )
     gpus: Annotated[int, Field(ge=0)] = 1  # nvidia.com/gpu per GPU stage (train, evaluate); 0: CPU only
     gpu_node_selector: dict[str, str] = {}  # JSON, e.g. {"nvidia.com/gpu.present": "true"}
     resources: Resources = {}  # JSON over DEFAULT_RESOURCES, per stage name or "default"

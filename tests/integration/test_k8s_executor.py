@@ -153,3 +153,23 @@ def test_sigterm_deletes_the_job(cluster, tmp_path):
     assert proc.returncode == 130, err
     assert b"stage validate was interrupted" in err
     assert deletes(cluster) == ["Foreground"] and cluster.objects("jobs") == []
+
+
+def test_train_on_two_nodes_is_an_indexed_job_behind_a_headless_service(cluster, tmp_path):
+    """train.nodes 2: one Indexed Job of 2 pods under torchrun, a headless Service for their names;
+    both are deleted afterwards. (The harness kubelet runs one pod: rank 0's, which is followed.)"""
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace("  nodes: 1 ", "  nodes: 2 "))
+    seen = []
+    kubelet = start_kubelet(cluster, lambda job: seen.append(job) or Script(log=(b"rank 0\n",)))
+    env = environ(cluster)
+    out = io.BytesIO()
+    rc = k8s.run(["train", "--params", "params.yaml"], env, K8sSettings.load(env), out)
+    assert (rc, out.getvalue(), kubelet.errors) == (0, b"rank 0\n", [])
+    (job,) = seen
+    spec = job["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 2, 2)
+    command = spec["template"]["spec"]["containers"][0]["command"]
+    assert "torch.distributed.run" in " ".join(command) and "--nnodes" in " ".join(command)
+    posted = [r.url.path for r in cluster.requests() if str(r.method.value).upper() == "POST"]
+    assert any(p.endswith("/services") for p in posted)
+    assert cluster.objects("services") == [] and cluster.objects("jobs") == []
