@@ -295,7 +295,7 @@ sweep-smoke: $(STAMP) ## a sweep of 5 tiny experiments (2 workers) in a sandbox;
 SERVE_PARAMS ?= params.yaml
 export SERVE_PARAMS
 SERVE_GPU = $(shell docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q nvidia && echo -f containers/compose.gpu.yml)
-.PHONY: serve rollback serve-smoke ab-report ab-promote bench-ab
+.PHONY: serve rollback serve-smoke ab-report ab-promote bench-ab ab-smoke
 serve: $(STAMP) ## serve models:/<model>@champion on http://127.0.0.1:8080 (EXECUTOR=docker: in the serve image)
 ifeq ($(EXECUTOR),docker)
 	$(MAKE) --no-print-directory build-serve
@@ -313,11 +313,14 @@ ab-report: $(STAMP) ## A/B test from the feedback store: top-1 per variant, mSPR
 ab-promote: $(STAMP) ## move champion to the challenger only on a `promote` verdict; tags, MLflow run, notification
 	$(PY) -m flows.ab_promote --params $(SERVE_PARAMS)
 
-bench-ab: $(STAMP) ## A/A false-promotion rate and power of the A/B test (about a minute; one JSON line)
+bench-ab: $(STAMP) ## A/A false-promotion rate and power of the A/B test, and the serving cost of ab/shadow (a few minutes; one JSON line)
 	$(PY) -m bench.ab
 
 serve-smoke: $(STAMP) ## smoke model in a sandbox, served; real PNGs, alias moved, reload checked; one JSON line
 	PIPELINE_EXECUTOR=local $(PY) -m smoke.serve $(SERVE_SMOKE_ARGS)
+
+ab-smoke: $(STAMP) ## A/B end to end in a sandbox: 2 variants, sticky keys, feedback, report, promote, guardrail trip, fuzz; one JSON line
+	PIPELINE_EXECUTOR=local $(PY) -m smoke.ab $(if $(KEEP),--keep)
 
 # ---- drift monitoring, Prometheus and Grafana --------------------------------
 # The reference profile is the `profile` stage's output (reports/reference_profile.json,

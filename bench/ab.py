@@ -12,7 +12,12 @@ additionally gets a wrong answer right with chance 0.02 / (1 - p), 2 points more
 report's verdict (ops.abstats.verdict_of_stream, as `make ab-report` computes it) is read after
 every --batch labels; `promote` at any read counts. Baseline: a fixed-n two-proportion z-test
 (one-sided, 5 %) read after every batch, the usual peeking mistake; ratio = its false-promotion
-rate / the mSPRT's. Prints one JSON line.
+rate / the mSPRT's.
+
+Serving cost (bench/ab_serving.py, skipped with --no-serving): the real server in single, ab
+(share 50 %) and shadow mode at --concurrency: ab_throughput_ratio (ab / single requests/s, goal
+>= 0.9) and shadow_p99_ratio (the champion's p99 in shadow / single's, goal <= 1.2).
+Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -99,9 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mde", type=float, default=0.02)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--confusion", type=Path, default=ROOT / "reports" / "confusion.csv")
+    ap.add_argument("--no-serving", action="store_true", help="skip the serving-cost measurement")
+    ap.add_argument("--concurrency", type=int, default=32, help="serving cost: requests in flight")
+    ap.add_argument("--serving-seconds", type=float, default=5.0, help="serving cost: seconds per repeat")
+    ap.add_argument("--serving-repeats", type=int, default=3, help="serving cost: repeats per mode")
     args = ap.parse_args(argv)
     start = time.perf_counter()
     result = run(args)
+    if not args.no_serving:
+        from bench import ab_serving
+
+        result.update(ab_serving.measure(args.concurrency, args.serving_seconds, args.serving_repeats))
     result.update(seconds=round(time.perf_counter() - start, 1), commit=commit(ROOT))
     print(json.dumps(result))
     return 0

@@ -56,9 +56,11 @@ def launch(name: str, cmd: list[str], workdir: Path, env: dict[str, str], url: s
     return Server(name, proc, url, log)
 
 
-def wait_ready(server: Server, path: str, headers: dict[str, str] | None = None) -> None:
-    """Poll GET url+path until 200, the process dies, or START_TIMEOUT_S pass."""
-    deadline = time.monotonic() + START_TIMEOUT_S
+def wait_ready(
+    server: Server, path: str, headers: dict[str, str] | None = None, timeout_s: float = START_TIMEOUT_S
+) -> None:
+    """Poll GET url+path until 200, the process dies, or timeout_s pass."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
             raise RuntimeError(f"{server.name} exited with {server.proc.returncode}:\n{server.tail()}")
@@ -71,4 +73,4 @@ def wait_ready(server: Server, path: str, headers: dict[str, str] | None = None)
             pass
         time.sleep(0.5)
     server.stop()
-    raise RuntimeError(f"{server.name} not ready after {START_TIMEOUT_S} s:\n{server.tail()}")
+    raise RuntimeError(f"{server.name} not ready after {timeout_s:g} s:\n{server.tail()}")
