@@ -12,6 +12,7 @@ official `kubernetes` client is imported lazily, by the runner/k8s*.py modules o
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -141,6 +142,8 @@ def main(argv: list[str], environ: Mapping[str, str] = os.environ) -> int:
     from kubernetes.client.exceptions import ApiException
 
     settings: K8sSettings | None = None
+    # urllib3 retries a refused connection a few times and logs each retry: the one line below says it.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     try:
         settings = K8sSettings.load(environ)
         return run(argv, environ, settings, sys.stdout.buffer)

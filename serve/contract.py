@@ -27,6 +27,7 @@ STATUSES = {  # (path, method) -> {status: when}; 422 and 500 are added to every
         "503": "no model loaded yet",
     },
     ("/feedback", "post"): {
+        "400": "a body that is not JSON",
         "404": "no prediction was answered under this request_id",
         "422": "a label that is no fine class index (0..99) or name, or a malformed body",
     },

@@ -23,9 +23,9 @@ def test_unknown_stage_prints_usage(entry, prog, capsys):
 
 
 def test_unknown_executor_is_named(monkeypatch, capsys):
-    monkeypatch.setenv("PIPELINE_EXECUTOR", "k8s")
+    monkeypatch.setenv("PIPELINE_EXECUTOR", "nomad")
     assert runner_entry.main(["validate"]) == 2
-    assert "PIPELINE_EXECUTOR must be one of local, docker, got 'k8s'" in capsys.readouterr().err
+    assert "PIPELINE_EXECUTOR must be one of local, docker, k8s, got 'nomad'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("entry", [runner_entry, stages_entry])

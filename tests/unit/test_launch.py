@@ -135,6 +135,6 @@ def test_unreachable_daemon_is_a_clear_error(monkeypatch, capsys):
 def test_dispatcher_rejects_unknown_stage_and_executor(monkeypatch, capsys):
     assert dispatch([]) == 2
     assert dispatch(["nope"]) == 2
-    monkeypatch.setenv("PIPELINE_EXECUTOR", "k8s")
+    monkeypatch.setenv("PIPELINE_EXECUTOR", "nomad")
     assert dispatch(["ingest"]) == 2
-    assert "PIPELINE_EXECUTOR must be one of local, docker" in capsys.readouterr().err
+    assert "PIPELINE_EXECUTOR must be one of local, docker, k8s" in capsys.readouterr().err

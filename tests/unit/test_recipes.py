@@ -104,7 +104,7 @@ def test_distributed_key_is_checked(raw):
 def test_batch_that_does_not_split_over_the_processes_is_rejected(raw):
     cfg = params.train_config(params.parse(raw))
     distributed.Group(0, 0, 4).check(cfg)
-    with pytest.raises(PipelineError, match=r"recipes.resnet18.batch_size 128 does not split evenly over 3 processes"):
+    with pytest.raises(PipelineError, match=r"recipes.fast.batch_size 512 does not split evenly over 3 processes"):
         distributed.Group(0, 0, 3).check(cfg)
 
 
