@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FILE = "stage-jobs.yaml"
 RUNNER_CMD = ["python", "-m", "runner"]
 # Placeholders: what deploy/ names (namespace, image); the rest are K8sSettings' defaults.
-SAMPLE_SETTINGS = {"namespace": "cifar100", "image": "cifar100-stage"}
+SAMPLE_NAMESPACE, SAMPLE_IMAGE = "cifar100", "cifar100-stage"
 SAMPLE_WORKDIR = Path("/workspace")  # deploy/base/runner.yaml's workingDir and claim mount
 SAMPLE_RUN = "sample"
 
@@ -38,7 +38,7 @@ def stage_argvs(dvc_yaml: Path = ROOT / "dvc.yaml") -> dict[str, list[str]]:
 
 def sample_jobs(dvc_yaml: Path = ROOT / "dvc.yaml") -> list[dict[str, Any]]:
     """The Jobs, in dvc.yaml's order; no environment read (model_construct: placeholders only)."""
-    settings = K8sSettings.model_construct(**SAMPLE_SETTINGS)
+    settings = K8sSettings.model_construct(namespace=SAMPLE_NAMESPACE, image=SAMPLE_IMAGE)
     return [job_spec(argv, SAMPLE_WORKDIR, settings, {}, SAMPLE_RUN) for argv in stage_argvs(dvc_yaml).values()]
 
 

@@ -7,7 +7,9 @@ import pytest
 import yaml
 
 from ops import k8s_samples
+from runner.credentials import STAGE_SECRETS
 from runner.k8s_check import problems
+from smoke.k8s import SECRET_KEYS
 from smoke.k8s_checks import lock_differences, secret_hits
 from smoke.k8s_pods import IMAGE_PATH, pod_env
 
@@ -53,3 +55,7 @@ def test_render_stage_jobs_writes_them_all_or_nothing(tmp_path):
     [path] = k8s_samples.render_stage_jobs(tmp_path)
     assert len([d for d in yaml.safe_load_all(path.read_text()) if d]) == 7
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_the_smoke_dummy_secrets_are_stage_secrets():
+    assert set(SECRET_KEYS) <= set(STAGE_SECRETS)
