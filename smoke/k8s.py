@@ -63,16 +63,16 @@ def pods_left(cluster: Cluster, wait_s: float = 15.0) -> int:
 
 def run_k8s(sandbox: Path) -> dict[str, Any]:
     """The pipeline on the k8s executor against kmock; what the cluster saw."""
-    pods = PodRunner(DUMMY_SECRETS)
-    with Cluster() as cluster:
-        kubelet = Kubelet(cluster, NAMESPACE, pods)
+    pods, cluster = PodRunner(DUMMY_SECRETS), Cluster()
+    kubelet = Kubelet(cluster, NAMESPACE, pods)
+    try:
         kubelet.start()
-        try:
-            settings = {"K8S_API_URL": cluster.url, "K8S_IMAGE": IMAGE, "K8S_NAMESPACE": NAMESPACE}
-            repro(sandbox, {"PIPELINE_EXECUTOR": "k8s", "K8S_WATCH_S": "5", "K8S_GPUS": "0", **settings})
-            seen = {"jobs_created": job_posts(cluster), "pods_left": pods_left(cluster), "kubelet": kubelet.errors}
-        finally:
-            cluster.close()
+        settings = {"K8S_API_URL": cluster.url, "K8S_IMAGE": IMAGE, "K8S_NAMESPACE": NAMESPACE}
+        repro(sandbox, {"PIPELINE_EXECUTOR": "k8s", "K8S_WATCH_S": "5", "K8S_GPUS": "0", **settings})
+        seen = {"jobs_created": job_posts(cluster), "pods_left": pods_left(cluster), "kubelet": kubelet.errors}
+    finally:
+        cluster.close()
+        if kubelet.ident is not None:
             kubelet.join(timeout=15)  # its watch ends with the cluster
     if kubelet.is_alive():
         raise RuntimeError("the test kubelet did not stop with the cluster")
