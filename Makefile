@@ -354,10 +354,13 @@ guardrail: $(STAMP) ## Alertmanager's webhook on 127.0.0.1:9097: a failing chall
 # deploy/: a kustomize base and the overlays cpu and gpu. k8s-render needs only kubectl (its
 # built-in kustomize); k8s-run needs a kubeconfig that reaches a cluster, else it prints, in one
 # line, what it would apply. The team MLflow server: compose profile `team` (PostgreSQL + S3).
-.PHONY: k8s-render k8s-run team-up team-down
+.PHONY: k8s-render k8s-smoke k8s-run team-up team-down
 K8S_OVERLAY ?= cpu
 k8s-render: $(STAMP) ## render every deploy/ overlay (and sample stage Jobs) into .k8s-render/ for review
 	$(PY) -m ops.k8s render --out .k8s-render
+
+k8s-smoke: $(STAMP) ## smoke pipeline with PIPELINE_EXECUTOR=k8s on kmock (pods run as subprocesses) vs local; one JSON line
+	$(PY) -m smoke.k8s $(if $(KEEP),--keep)
 
 k8s-run: $(STAMP) ## apply deploy/overlays/K8S_OVERLAY (cpu) with a fresh runner Job; no cluster: what it would apply
 	$(PY) -m ops.k8s run --overlay $(K8S_OVERLAY)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from ops.k8s_samples import render_stage_jobs
 from proc.run import Fail, last_error, run
 from stages.lib import cli
 
@@ -29,7 +30,7 @@ RUNNER_JOB = "run"  # the Job's name in deploy/base/runner.yaml; `run` gives eac
 CLUSTER_TIMEOUT_S = 5
 
 # Hook: more rendered files. Each function gets the output folder and returns the paths it wrote.
-RENDERERS: list[Callable[[Path], list[Path]]] = []
+RENDERERS: list[Callable[[Path], list[Path]]] = [render_stage_jobs]  # a sample Job per stage
 
 
 def overlays() -> list[str]:
