@@ -1,4 +1,4 @@
-"""A real PostgreSQL for the tests (team MLflow, the feedback store): `initdb` (password auth, scram-sha-256) into a fresh
+"""A real PostgreSQL for the tests (team MLflow, the feedback store): `initdb` (scram-sha-256) into a fresh
 folder, `pg_ctl start` on a free 127.0.0.1 port, stopped by the postmaster's PID. Skips with the
 reason when initdb is missing. PostgreSQL refuses to run as root: as root it runs as the `postgres`
 user (runuser) in a folder of its own under /tmp (pytest's tmp folders are root-only).
