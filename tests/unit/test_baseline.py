@@ -43,3 +43,14 @@ def test_default_archive_prefers_the_setting(tmp_path: Path):
     assert baseline.default_archive({"CIFAR100_DIR": str(tmp_path)}, tmp_path) is None
     (tmp_path / baseline.ARCHIVE_NAME).write_bytes(b"")
     assert baseline.default_archive({"CIFAR100_DIR": str(tmp_path)}, tmp_path) == tmp_path / baseline.ARCHIVE_NAME
+
+
+def test_without_a_committed_lock_every_stage_is_stale_and_the_reason_says_so(tmp_path: Path):
+    (tmp_path / "dvc.yaml").write_text("stages:\n  a:\n    cmd: x\n    outs: [o]\n  b:\n    cmd: y\n")
+    report = baseline.check(tmp_path, {})
+    assert report == {
+        "stages": 2,
+        "stale": ["a", "b"],
+        "data_hash_matches_shared_copy": None,
+        "reason": "no dvc.lock committed: run `make baseline` to make one",
+    }
