@@ -2,9 +2,10 @@
 
 Each stage's executor takes the project's Lease before it creates its Job and renews it from a
 thread while the stage runs. The holder is the run (PIPELINE_RUN, else this host and the dvc
-process that runs every stage of one `dvc repro`), so the stages of one run take it back from
-each other, a second runner is refused in one line naming the holder, and a Lease whose holder
-stopped renewing (renewTime older than leaseDurationSeconds) is taken over.
+process that runs every stage of one `dvc repro`, found past any shell DVC starts the cmd with),
+so the stages of one run take it back from each other, a second runner is refused in one line
+naming the holder, and a Lease whose holder stopped renewing (renewTime older than
+leaseDurationSeconds) is taken over.
 """
 
 from __future__ import annotations
@@ -23,10 +24,40 @@ from typing import Any
 from runner.k8s_spec import APP, PROJECT_LABEL, label_value, project_id
 from stages.lib.cli import PipelineError
 
+# What DVC may start a stage's cmd through (`$SHELL -c CMD`, else /bin/sh): whether that shell
+# execs the cmd or forks it differs between shells and versions, so the run's process is the first
+# ancestor that is none of these.
+SHELLS = frozenset({"sh", "dash", "bash", "zsh", "ksh", "mksh", "busybox", "fish"})
+MAX_HOPS = 8  # stage -> shell -> dvc is two; a deeper chain of shells is not a dvc repro
+
+
+def _parent(pid: int, proc: Path) -> tuple[int, str] | None:
+    """(parent pid, parent's command name) from /proc, or None where that cannot be read."""
+    try:
+        # /proc/PID/stat: "pid (comm) state ppid ...", and comm itself may hold spaces or ")"
+        ppid = int((proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        return ppid, (proc / str(ppid) / "comm").read_text().strip()
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def run_pid(proc: Path = Path("/proc")) -> int:
+    """The pid of the process that runs every stage of this run: the nearest non-shell ancestor."""
+    pid = os.getpid()
+    for _ in range(MAX_HOPS):
+        step = _parent(pid, proc)
+        if step is None:
+            return os.getppid()  # no /proc (not Linux): the parent, as DVC runs the cmd
+        pid = step[0]
+        if step[1] not in SHELLS or pid <= 1:
+            return pid
+    return pid
+
 
 def identity(environ: Mapping[str, str]) -> str:
-    """Who holds the Lease: the run, not this stage's process (its parent is the run's dvc)."""
-    return label_value(environ.get("PIPELINE_RUN") or f"{socket.gethostname()}-{os.getppid()}")
+    """Who holds the Lease: the run (PIPELINE_RUN, else this host and the run's dvc process), not
+    this stage's process, so that the stages of one `dvc repro` take the Lease back from each other."""
+    return label_value(environ.get("PIPELINE_RUN") or f"{socket.gethostname()}-{run_pid()}")
 
 
 def lease_name(workdir: Path) -> str:

@@ -110,3 +110,23 @@ def test_lease_expiry():
     assert k8s_lease.expired({**fresh, "renewTime": "2026-01-01T11:58:00.000000Z"}, now)
     assert k8s_lease.expired({}, now)
     assert k8s_lease.identity({"PIPELINE_RUN": "run 7/x"}) == "run-7-x"
+
+
+def _fake_proc(root, chain):
+    """A /proc holding `chain` = [(pid, comm, ppid), ...]."""
+    for pid, comm, ppid in chain:
+        (root / str(pid)).mkdir(parents=True)
+        (root / str(pid) / "stat").write_text(f"{pid} ({comm}) S {ppid} 1 1 0 -1\n")
+        (root / str(pid) / "comm").write_text(f"{comm}\n")
+    return root
+
+
+def test_run_pid_skips_the_shells_dvc_starts_a_cmd_with(tmp_path, monkeypatch):
+    """One run, one holder, whether DVC's shell execs the stage (dash, bash) or forks it (older sh)."""
+    monkeypatch.setattr(k8s_lease.os, "getpid", lambda: 40)
+    forked = _fake_proc(tmp_path / "a", [(40, "python", 30), (30, "sh", 20), (20, "dvc (x) y", 10), (10, "bash", 1)])
+    assert k8s_lease.run_pid(forked) == 20
+    execed = _fake_proc(tmp_path / "b", [(40, "python", 20), (20, "dvc", 10), (10, "bash", 1)])
+    assert k8s_lease.run_pid(execed) == 20
+    monkeypatch.setattr(k8s_lease.os, "getppid", lambda: 7)
+    assert k8s_lease.run_pid(tmp_path / "none") == 7  # no /proc: the parent
