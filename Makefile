@@ -252,7 +252,8 @@ lock: ## re-resolve env/<layer>.lock from pyproject.toml (versions and hashes); 
 # GRID uses DVC's -S sweep syntax, items separated by spaces (default: params.yaml
 # `sweep:`); JOBS defaults to the visible GPUs (1 without). Each experiment leases
 # PIPELINE_GPUS_PER_RUN GPUs (default 1) under PIPELINE_LOCK_DIR; the Docker runner
-# cannot see the GPUs, so it is told the host's pool (PIPELINE_GPU_POOL).
+# cannot see the GPUs, so it is told the host's pool (PIPELINE_GPU_POOL). EXECUTOR=k8s:
+# one worker per experiment (JOBS to cap it), each stage a Job asking the cluster for its GPU.
 GRID ?=
 JOBS ?=
 PIPELINE_LOCK_DIR ?= /tmp/cifar100-locks
@@ -262,11 +263,13 @@ SWEEP_RUNNER = $(COMPOSE) run --rm -v $(PIPELINE_LOCK_DIR):$(PIPELINE_LOCK_DIR) 
     -e PIPELINE_GPU_POOL=$(or $(PIPELINE_GPU_POOL),$(HOST_GPU_POOL)) -e PIPELINE_GPUS_PER_RUN dvc-runner
 .PHONY: sweep sweep-report sweep-smoke promote
 
-sweep: $(STAMP) ## run a grid on DVC's queue: GRID="recipes.fast.lr=0.2,0.4 ..." JOBS=N EXECUTOR=docker; report at the end
+sweep: $(STAMP) ## run a grid on DVC's queue: GRID="recipes.fast.lr=0.2,0.4 ..." JOBS=N EXECUTOR=docker|k8s; report at the end
 ifeq ($(EXECUTOR),docker)
 	$(MAKE) --no-print-directory build
 	@mkdir -p $(PIPELINE_LOCK_DIR) && chmod 1777 $(PIPELINE_LOCK_DIR) 2>/dev/null || true
 	$(SWEEP_RUNNER) python -m sweep run $(SWEEP_ARGS)
+else ifeq ($(EXECUTOR),k8s)
+	PIPELINE_EXECUTOR=k8s $(PY) -m sweep run $(SWEEP_ARGS)
 else
 	PIPELINE_EXECUTOR=local $(PY) -m sweep run $(SWEEP_ARGS)
 endif
@@ -359,8 +362,14 @@ K8S_OVERLAY ?= cpu
 k8s-render: $(STAMP) ## render every deploy/ overlay (and sample stage Jobs) into .k8s-render/ for review
 	$(PY) -m ops.k8s render --out .k8s-render
 
-k8s-smoke: $(STAMP) ## smoke pipeline with PIPELINE_EXECUTOR=k8s on kmock (pods run as subprocesses) vs local; one JSON line
+KUBELET ?= process
+k8s-smoke: $(STAMP) ## smoke pipeline with PIPELINE_EXECUTOR=k8s on kmock vs local (KUBELET=docker: pods as stage containers); one JSON line
+ifeq ($(KUBELET),docker)
+	$(MAKE) --no-print-directory build
+	$(PY) -m smoke.k8s --image $(STAGE_IMAGE) $(if $(KEEP),--keep)
+else
 	$(PY) -m smoke.k8s $(if $(KEEP),--keep)
+endif
 
 k8s-run: $(STAMP) ## apply deploy/overlays/K8S_OVERLAY (cpu) with a fresh runner Job; no cluster: what it would apply
 	$(PY) -m ops.k8s run --overlay $(K8S_OVERLAY)

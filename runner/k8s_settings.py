@@ -40,6 +40,7 @@ class K8sSettings(EnvSettings):
     pvc: Annotated[str, Field(pattern=NAME.pattern)] = (
         "workspace"  # ReadWriteMany (deploy/base/workspace.yaml), holds the project
     )
+    mount_path: str = ""  # where the PVC is mounted on the runner ('' = the project, or a sweep's project)
     secret: Annotated[str, Field(pattern=NAME.pattern)] = (
         "cifar100-secrets"  # deploy/ docs; keys: runner/credentials.STAGE_SECRETS
     )

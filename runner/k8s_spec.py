@@ -19,6 +19,7 @@ from typing import Any
 from runner import credentials, gpu_lease
 from runner.k8s_settings import K8sSettings
 from runner.stage_spec import MLFLOW_STAGES, SHM_SIZE, stage_env
+from stages.lib.cli import PipelineError
 
 APP = "cifar100"
 STAGE_LABEL, PROJECT_LABEL, RUN_LABEL = "cifar100/stage", "cifar100/project", "cifar100/run"
@@ -72,6 +73,23 @@ def env_list(stage: str, environ: Mapping[str, str], settings: K8sSettings) -> l
     return entries
 
 
+def workspace_mount(workdir: Path, settings: K8sSettings) -> Path:
+    """Where the PVC's root is mounted, at the same path as on the runner: K8S_MOUNT_PATH, else the
+    project whose DVC experiment workspace (`ROOT/.dvc/tmp/exps/NAME`, where a sweep's queue worker
+    runs) this is, else workdir itself. The pod's workingDir is workdir, at or under the mount."""
+    if settings.mount_path:
+        mount = Path(settings.mount_path)
+        if mount != workdir and mount not in workdir.parents:
+            raise PipelineError(
+                f"K8S_MOUNT_PATH={mount} does not hold the project {workdir}: set it to where the "
+                f"workspace PVC is mounted on the runner (a folder above or equal to the project)"
+            )
+        return mount
+    if len(workdir.parents) > 4 and [p.name for p in workdir.parents[:3]] == ["exps", "tmp", ".dvc"]:
+        return workdir.parents[3]
+    return workdir
+
+
 def pod_spec(argv: list[str], workdir: Path, settings: K8sSettings, environ: Mapping[str, str]) -> dict[str, Any]:
     stage = argv[0]
     resources: dict[str, Any] = settings.stage_resources(stage)
@@ -96,7 +114,7 @@ def pod_spec(argv: list[str], workdir: Path, settings: K8sSettings, environ: Map
                 "resources": resources,
                 "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
                 "volumeMounts": [
-                    {"name": "workspace", "mountPath": str(workdir)},
+                    {"name": "workspace", "mountPath": str(workspace_mount(workdir, settings))},
                     {"name": "shm", "mountPath": "/dev/shm"},
                 ],
             }

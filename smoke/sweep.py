@@ -5,8 +5,9 @@ fewer epochs), runs the pipeline there once and commits it (so a champion
 exists and the queued experiments share ingest..preprocess), then runs the
 grid through the real sweep driver (sweep/run.py) on DVC's queue and prints
 one JSON line: experiments, succeeded, failed, MLflow child runs, whether
-champion moved, the report's path. The sandbox is kept (the report is in it);
-`make clean` removes it.
+champion moved, the report's path (and with --executor k8s, on an emulated cluster whose test
+kubelet runs each stage Job's pod: the Jobs created and the pods left). The sandbox is kept (the
+report is in it); `make clean` removes it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ GIT_ENV |= {"GIT_COMMITTER_NAME": "smoke", "GIT_COMMITTER_EMAIL": "smoke@localho
 
 
 def sandbox_env(executor: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINE_SWEEP", "DVC_EXP"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINE_SWEEP", "DVC_EXP", "K8S_"))}
     env.update(GIT_ENV, PIPELINE_EXECUTOR=executor)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
@@ -56,7 +57,7 @@ def champion(project: Path) -> str | None:
     return str(mv.version)
 
 
-def sweep_smoke(project: Path, grid: list[str], jobs: int, env: dict[str, str], say=print) -> dict:
+def sweep_smoke(project: Path, grid: list[str], jobs: int | None, env: dict[str, str], say=print) -> dict:
     """Run the sweep in a prepared sandbox; the summary the JSON line prints."""
     from sweep import report, run
 
@@ -72,18 +73,38 @@ def sweep_smoke(project: Path, grid: list[str], jobs: int, env: dict[str, str], 
     }
 
 
+def on_k8s(dest: Path, overrides: dict, jobs: int | None, env: dict[str, str], grid: list[str]) -> dict:
+    """The sweep with every stage a Job on an emulated cluster (smoke/k8s.py): each experiment's
+    queue worker runs its own `dvc exp run`, so each holds its own Lease and creates its own Jobs."""
+    from smoke import k8s
+
+    with k8s.emulated({}) as (cluster, kubelet, _, settings):
+        env = {**env, **settings}
+        summary = sweep_smoke(prepare(dest, overrides, env), grid, jobs, env, say=lambda t: print(t, file=sys.stderr))
+        summary["jobs_created"] = k8s.job_posts(cluster)
+        summary["pods_left"] = k8s.pods_left(cluster)
+        summary["failed"] += kubelet.errors
+    return summary
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--executor", choices=("local", "docker"), default=os.environ.get("PIPELINE_EXECUTOR") or "local")
+    ap.add_argument("--grid", default=" ".join(GRID), help="DVC -S sweep items, space-separated")
+    ap.add_argument(
+        "--executor", choices=("local", "docker", "k8s"), default=os.environ.get("PIPELINE_EXECUTOR") or "local"
+    )
     args = ap.parse_args()
     env = sandbox_env(args.executor)
     overrides = merge(SMOKE_OVERRIDES, {"recipes": {"fast": {"epochs": args.epochs}}})
+    grid = args.grid.split()
     with scratch("sweep-", keep=True) as dest:  # kept: the summary points at its reports/sweep.md
-        summary = sweep_smoke(
-            prepare(dest, overrides, env), GRID, args.jobs, env, say=lambda t: print(t, file=sys.stderr)
-        )
+        if args.executor == "k8s":
+            summary = on_k8s(dest, overrides, args.jobs, env, grid)
+        else:
+            say = lambda t: print(t, file=sys.stderr)  # noqa: E731
+            summary = sweep_smoke(prepare(dest, overrides, env), grid, args.jobs, env, say=say)
     print(json.dumps(summary))
     return 1 if summary["failed"] else 0
 

@@ -36,7 +36,11 @@ DEFAULT_TIMEOUT_S = 7 * 24 * 3600.0  # bounds the wait for the queue; PIPELINE_S
 
 
 def default_jobs(environ: Mapping[str, str]) -> int:
-    """Workers: one per PIPELINE_GPUS_PER_RUN GPUs of the visible pool; 1 without GPUs."""
+    """Workers: one per PIPELINE_GPUS_PER_RUN GPUs of the visible pool; 1 without GPUs. On the k8s
+    executor, 0: one per experiment (set once they are queued), as each stage Job asks the cluster
+    for its own GPU and the scheduler, not a local lease, decides what runs when."""
+    if environ.get("PIPELINE_EXECUTOR") == "k8s":
+        return 0
     pool = gpu_lease.pool(environ)
     per_run = environ.get("PIPELINE_GPUS_PER_RUN") or "1"
     return max(1, len(pool) // int(per_run)) if per_run.isdigit() and int(per_run) > 0 else 1
@@ -187,6 +191,7 @@ def _locked(
     say(f"sweep {sw.sweep_id}: queueing {' '.join(sw.fixed + sw.grid)} (MLflow parent run {sw.parent_run})")
     sw.names = dvcq.queue_grid(sw.root, sw.sweep_id, sw.fixed + sw.grid, env)
     sw.states = dict.fromkeys(sw.names, "Queued")
+    sw.jobs = sw.jobs or len(sw.names)  # k8s: every experiment at once, its Jobs queued by the scheduler
     fsio.write_json(sw.root / RECORD, sw.record())
     say(f"sweep {sw.sweep_id}: {len(sw.names)} experiments, {sw.jobs} at a time (dvc queue start -j {sw.jobs})")
     dvcq.start(sw.root, sw.jobs, env)

@@ -110,3 +110,21 @@ def base_image() -> str:
             pytest.fail(f"containers/build-offline-base-image.sh failed: {why}")
         pytest.skip(f"no BASE_IMAGE and the offline base could not be built ({why}); set BASE_IMAGE=<image>")
     return built.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def stage_image(base_image) -> str:
+    """The stage image on `base_image`, built by `make build` if missing."""
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-s", "-C", str(ROOT), f"BASE_IMAGE={base_image}", "build"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    tag = subprocess.run(
+        ["make", "--no-print-directory", "-s", "-C", str(ROOT), f"BASE_IMAGE={base_image}", "print-stage-image"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return tag.stdout.strip()

@@ -1,8 +1,9 @@
 """`make sweep` end to end on DVC's real queue: 6 tiny grid points, 2 workers, 3 points that fail in a stage.
 
 Local executor here (with a declared fake GPU pool, so every train/evaluate
-takes and frees a real lease), and the Docker executor (dvc-runner + sibling
-stage containers) under the `docker` mark. Each checks: the DVC experiments,
+takes and frees a real lease), the Docker executor (dvc-runner + sibling
+stage containers) under the `docker` mark, and the k8s executor against the
+emulated cluster (smoke/k8s.py: every stage a Job whose pod the test kubelet runs). Each checks: the DVC experiments,
 one MLflow parent run with a child run per successful experiment, the report's
 rows, champion unchanged, the failed point named with its log, nothing left
 behind (leases, containers).
@@ -133,3 +134,17 @@ def _promote_best(project: Path, env: dict[str, str]) -> None:
     log = subprocess.run(["git", "log", "--format=%s", "-2"], cwd=project, capture_output=True, text=True).stdout
     assert log.splitlines()[1] == f"Promote sweep experiment {best}" and log.startswith("Register")
     assert fsio.read_json(project / "reports" / "registry.json")["version"] == decision["version"]
+
+
+def test_k8s_sweep_runs_one_worker_per_experiment_and_every_stage_as_a_job(tmp_path):
+    env = sweep_smoke.sandbox_env("k8s")
+    project = tmp_path / "project"
+    project.mkdir()
+    summary = sweep_smoke.on_k8s(project, TINY, None, env, ["recipes.fast.lr=0.01,0.02"])
+    assert summary["failed"] == [] and summary["experiments"] == summary["succeeded"] == 2
+    assert summary["mlflow_child_runs"] == 2 and not summary["champion_moved"]
+    record = fsio.read_json(project / "reports" / "sweep.json")
+    assert record["jobs"] == 2  # JOBS unset on k8s: one queue worker per experiment
+    # The first run's 7 stages, then in each experiment the 4 that a recipe's lr reaches (train,
+    # evaluate, profile, register), each a Job of its own workspace's name; none left running.
+    assert summary["jobs_created"] == 7 + 2 * 4 and summary["pods_left"] == 0

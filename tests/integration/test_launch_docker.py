@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import subprocess
 
 import pytest
 
@@ -15,21 +14,8 @@ pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="module")
-def image(base_image) -> str:
-    """The stage image on `base_image`, built by `make build` if missing."""
-    done = subprocess.run(
-        ["make", "--no-print-directory", "-s", "-C", str(ROOT), f"BASE_IMAGE={base_image}", "build"],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
-    tag = subprocess.run(
-        ["make", "--no-print-directory", "-s", "-C", str(ROOT), f"BASE_IMAGE={base_image}", "print-stage-image"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return tag.stdout.strip()
+def image(stage_image) -> str:
+    return stage_image
 
 
 def test_stage_runs_in_a_sibling_container_and_returns_its_exit_code(project, image, monkeypatch, capfd):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import credentials, k8s_lease, k8s_pod
+from runner import credentials, k8s_lease, k8s_pod, k8s_spec
 from runner.k8s_check import VERSIONS, problems, semantic_problems
 from runner.k8s_settings import K8sSettings
 from runner.k8s_spec import GPU, job_name, job_spec
@@ -130,3 +130,16 @@ def test_run_pid_skips_the_shells_dvc_starts_a_cmd_with(tmp_path, monkeypatch):
     assert k8s_lease.run_pid(execed) == 20
     monkeypatch.setattr(k8s_lease.os, "getppid", lambda: 7)
     assert k8s_lease.run_pid(tmp_path / "none") == 7  # no /proc: the parent
+
+
+def test_workspace_mount_is_the_claims_root_also_for_a_sweeps_experiment_workspace():
+    plain = settings()
+    assert k8s_spec.workspace_mount(Path("/ws/proj"), plain) == Path("/ws/proj")
+    exp = Path("/ws/proj/.dvc/tmp/exps/tmpab12cd")  # where a DVC queue worker runs an experiment
+    assert k8s_spec.workspace_mount(exp, plain) == Path("/ws/proj")
+    spec = k8s_spec.pod_spec(["train"], exp, plain, {})
+    assert spec["containers"][0]["workingDir"] == str(exp)
+    assert {"name": "workspace", "mountPath": "/ws/proj"} in spec["containers"][0]["volumeMounts"]
+    assert k8s_spec.workspace_mount(exp, settings(K8S_MOUNT_PATH="/ws")) == Path("/ws")
+    with pytest.raises(PipelineError, match="K8S_MOUNT_PATH=/elsewhere does not hold the project /ws/proj"):
+        k8s_spec.workspace_mount(Path("/ws/proj"), settings(K8S_MOUNT_PATH="/elsewhere"))
