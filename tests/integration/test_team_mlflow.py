@@ -1,8 +1,9 @@
 """The team MLflow server as deploy/base/mlflow.yaml runs it (its command and literal settings are
 read from there): a real `mlflow server` on a real PostgreSQL (password auth, the password only in
 PGPASSWORD) with moto's S3 as the artifact store, and two writer processes logging runs with params,
-metrics and artifacts at once. No run is lost, every artifact is in S3, nothing is "database is
-locked" (the failure the sqlite store shows under concurrent writers)."""
+metrics and artifacts at once; then a real sweep on DVC's queue with 2 parallel workers logging to
+it. No run is lost, every artifact is in S3, nothing is "database is locked" (the failure the
+sqlite store shows under concurrent writers)."""
 
 from __future__ import annotations
 
@@ -143,3 +144,44 @@ def _runs_in_postgres(pg) -> int:
     conninfo = f"host=127.0.0.1 port={pg.port} user={pg.user} password={pg.password} dbname=mlflow"
     with psycopg.connect(conninfo) as conn:
         return conn.execute("SELECT count(*) FROM runs WHERE name LIKE 'alpha-%' OR name LIKE 'beta-%'").fetchone()[0]
+
+
+def _sweep_tiny() -> dict:
+    from smoke.sandbox import SMOKE_OVERRIDES
+
+    return {
+        **SMOKE_OVERRIDES,
+        "data": {"source": "synthetic", "synthetic": {"train_per_class": 6, "test_per_class": 2}},
+        "recipes": {"fast": {**SMOKE_OVERRIDES["recipes"]["fast"], "epochs": 1}},
+        "validate": {"max_train_test_duplicates": 0},
+    }
+
+
+@pytest.mark.slow
+def test_a_two_worker_sweep_logs_every_run_to_the_team_server(team_server, moto_s3, postgres, tmp_path):  # noqa: F811
+    """`make sweep` with JOBS=2 and MLFLOW_TRACKING_URI at the team server: the parent run, one child
+    run per experiment and their registered versions, all in PostgreSQL, artifacts in S3."""
+    from mlflow import MlflowClient
+
+    from smoke import sweep as sweep_smoke
+
+    env = {**sweep_smoke.sandbox_env("local"), "MLFLOW_TRACKING_URI": team_server.url}
+    project = tmp_path / "project"
+    project.mkdir()
+    sweep_smoke.prepare(project, _sweep_tiny(), env)
+    summary = sweep_smoke.sweep_smoke(project, ["recipes.fast.lr=0.01,0.02"], 2, env, say=lambda _: None)
+    assert summary["failed"] == [] and summary["succeeded"] == 2 and summary["mlflow_child_runs"] == 2
+
+    client = MlflowClient(team_server.url)
+    record = json.loads((project / "reports" / "sweep.json").read_text())
+    assert record["tracking_uri"] == team_server.url and record["jobs"] == 2
+    parent = client.get_run(record["parent_run"])
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert sorted(r.data.tags["sweep.exp"] for r in children) == sorted(record["names"])
+    assert all(r.info.status == "FINISHED" for r in children)
+    versions = client.search_model_versions("name = 'cifar100-classifier'")
+    assert sorted(v.tags.get("sweep.exp", "") for v in versions)[1:] == sorted(record["names"])
+    assert any("/artifacts/" in k or k.endswith("MLmodel") for k in moto_s3.keys(PREFIX))
+    assert "database is locked" not in team_server.tail()
